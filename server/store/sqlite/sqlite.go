@@ -1,0 +1,194 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/fidoserver/hwfido/server/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is a [store.Store] backed by one SQLite file. It is safe for concurrent use.
+type DB struct {
+	w   *sql.DB // writer: one connection, immediate transactions
+	r   *sql.DB // readers
+	now func() time.Time
+}
+
+// Options configures [Open]. The zero value of every field but Path is usable.
+type Options struct {
+	// Path is the database file; it is created when missing.
+	Path string
+	// BusyTimeout bounds how long a statement waits for another process's lock (default 5s).
+	BusyTimeout time.Duration
+	// ReadConns is the size of the read pool (default 8).
+	ReadConns int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Open opens (creating if needed) the database at opts.Path and applies pending migrations.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if opts.Path == "" {
+		return nil, errors.New("sqlite: path is required")
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 8
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_busy_timeout", strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10))
+	base := "file:" + opts.Path + "?"
+	wq := url.Values{}
+	for k, v := range q {
+		wq[k] = v
+	}
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite3", base+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	r, err := sql.Open("sqlite3", base+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	r.SetMaxOpenConns(opts.ReadConns)
+	r.SetMaxIdleConns(opts.ReadConns)
+	db := &DB{w: w, r: r, now: opts.Now}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	return errors.Join(db.w.Close(), db.r.Close())
+}
+
+// Ping checks that the database answers a query.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Writer returns the single-connection write pool, for packages that add their own tables
+// through migrations of this package.
+func (db *DB) Writer() *sql.DB { return db.w }
+
+// Reader returns the read pool.
+func (db *DB) Reader() *sql.DB { return db.r }
+
+// InTx runs fn in an immediate write transaction, committing when fn returns nil and
+// rolling back otherwise; a rollback failure is reported together with fn's error.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil {
+			return errors.Join(err, fmt.Errorf("sqlite: rollback: %w", rbErr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	sort.Strings(names)
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("sqlite: migrations table: %w", err)
+		}
+		for _, name := range names {
+			base := strings.TrimPrefix(name, "migrations/")
+			v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+			if err != nil {
+				return fmt.Errorf("sqlite: migration %s: bad version prefix", base)
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", v).Scan(&n); err != nil {
+				return fmt.Errorf("sqlite: migration %s: %w", base, err)
+			}
+			if n > 0 {
+				continue
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return fmt.Errorf("sqlite: migration %s: %w", base, err)
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("sqlite: migration %s: %w", base, err)
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
+				v, base, ms(db.now())); err != nil {
+				return fmt.Errorf("sqlite: migration %s: %w", base, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ms converts t to Unix milliseconds (UTC), the one time precision of the schema.
+func ms(t time.Time) int64 { return t.UTC().UnixMilli() }
+
+// fromMS converts Unix milliseconds back to a UTC time.
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY constraint violation.
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	return false
+}
+
+func newHandle() ([]byte, error) {
+	h := make([]byte, 32)
+	if _, err := rand.Read(h); err != nil {
+		return nil, fmt.Errorf("sqlite: user handle: %w", err)
+	}
+	return h, nil
+}
+
+var _ store.Store = (*DB)(nil)
