@@ -1,0 +1,318 @@
+package tpm
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+)
+
+// DAStatus is the TPM's dictionary-attack state (TPM_PT_LOCKOUT_* and the
+// inLockout bit of TPM_PT_PERMANENT). The lockout is global: one user's
+// wrong PINs lock every DA-protected key on the TPM.
+type DAStatus struct {
+	// Counter is the current number of authorisation failures.
+	Counter uint32
+	// MaxTries is the number of failures that puts the TPM in lockout.
+	MaxTries uint32
+	// RecoveryTime is the time after which one failure is forgotten
+	// (TPM_PT_LOCKOUT_INTERVAL); zero means failures are never forgotten.
+	RecoveryTime time.Duration
+	// LockoutRecovery is the wait after a failed lockoutAuth attempt.
+	LockoutRecovery time.Duration
+	// InLockout reports whether DA-protected keys are currently refused.
+	InLockout bool
+}
+
+// Remaining returns the number of wrong PINs the TPM still accepts before
+// lockout.
+func (s DAStatus) Remaining() uint32 {
+	if s.InLockout || s.Counter >= s.MaxTries {
+		return 0
+	}
+	return s.MaxTries - s.Counter
+}
+
+// RetryAfter returns how long until the TPM forgets one failure and leaves
+// lockout, as a coarse upper bound for the "retry after" hint (the TPM does
+// not report time already elapsed); zero when not locked out.
+func (s DAStatus) RetryAfter() time.Duration {
+	if !s.InLockout {
+		return 0
+	}
+	return s.RecoveryTime
+}
+
+// DAStatus reads the dictionary-attack state.
+func (t *TPM) DAStatus() (DAStatus, error) {
+	if err := t.lock(); err != nil {
+		return DAStatus{}, err
+	}
+	defer t.mu.Unlock()
+	rsp, err := tpm2.GetCapability{
+		Capability:    tpm2.TPMCapTPMProperties,
+		Property:      uint32(tpm2.TPMPTPermanent),
+		PropertyCount: 32,
+	}.Execute(t.tpm)
+	if err != nil {
+		return DAStatus{}, classify("get DA properties", err)
+	}
+	props, err := rsp.CapabilityData.Data.TPMProperties()
+	if err != nil {
+		return DAStatus{}, fmt.Errorf("tpm: get DA properties: %w", err)
+	}
+	var s DAStatus
+	seen := 0
+	for _, p := range props.TPMProperty {
+		switch p.Property {
+		case tpm2.TPMPTPermanent:
+			s.InLockout = p.Value&(1<<9) != 0 // TPMA_PERMANENT.inLockout
+			seen++
+		case tpm2.TPMPTLockoutCounter:
+			s.Counter = p.Value
+			seen++
+		case tpm2.TPMPTMaxAuthFail:
+			s.MaxTries = p.Value
+			seen++
+		case tpm2.TPMPTLockoutInterval:
+			s.RecoveryTime = time.Duration(p.Value) * time.Second
+			seen++
+		case tpm2.TPMPTLockoutRecovery:
+			s.LockoutRecovery = time.Duration(p.Value) * time.Second
+			seen++
+		}
+	}
+	if seen != 5 {
+		return DAStatus{}, fmt.Errorf("tpm: get DA properties: %d of 5 properties reported", seen)
+	}
+	return s, nil
+}
+
+// DAParams are the dictionary-attack parameters set with
+// TPM2_DictionaryAttackParameters (Part 3, 25.3). Durations are truncated to
+// whole seconds.
+type DAParams struct {
+	// MaxTries is the number of wrong PINs that triggers lockout (≥ 1).
+	MaxTries uint32
+	// RecoveryTime is the time after which one failure is forgotten; zero
+	// disables automatic recovery (only the owner's reset helps).
+	RecoveryTime time.Duration
+	// LockoutRecovery is the wait after a wrong lockoutAuth; zero means a
+	// wrong lockoutAuth locks the lockout hierarchy until the next
+	// TPM2_Startup(CLEAR).
+	LockoutRecovery time.Duration
+}
+
+// Validate checks p.
+func (p DAParams) Validate() error {
+	if p.MaxTries == 0 {
+		return errors.New("tpm: DAParams.MaxTries must be at least 1")
+	}
+	if p.RecoveryTime < 0 || p.LockoutRecovery < 0 ||
+		p.RecoveryTime/time.Second > 0xFFFFFFFF || p.LockoutRecovery/time.Second > 0xFFFFFFFF {
+		return errors.New("tpm: DAParams durations out of range")
+	}
+	return nil
+}
+
+// DefaultDAParams are the parameters [TPM.Provision] sets when none are
+// given: 10 wrong PINs lock the TPM; one failure is forgotten every 10
+// minutes (so a locked TPM allows one more try after ≤ 10 min); a wrong
+// lockoutAuth blocks the owner's reset for 1 hour.
+var DefaultDAParams = DAParams{MaxTries: 10, RecoveryTime: 10 * time.Minute, LockoutRecovery: time.Hour}
+
+const (
+	ccDALockReset  = 0x00000139 // TPM_CC_DictionaryAttackLockReset
+	ccDAParameters = 0x0000013A // TPM_CC_DictionaryAttackParameters
+)
+
+// daCommand hand-marshals a DA command (go-tpm v0.9.8 lacks both) with a
+// password session carrying lockoutAuth on TPM_RH_LOCKOUT, and sends it.
+// The caller holds t.mu.
+func (t *TPM) daCommand(cc uint32, lockoutAuth []byte, params []byte) error {
+	if len(lockoutAuth) > authSize {
+		return fmt.Errorf("tpm: lockoutAuth longer than %d bytes", authSize)
+	}
+	auth := binary.BigEndian.AppendUint32(nil, uint32(tpm2.TPMRSPW))
+	auth = binary.BigEndian.AppendUint16(auth, 0) // nonce
+	auth = append(auth, 0x01)                     // continueSession
+	auth = binary.BigEndian.AppendUint16(auth, uint16(len(lockoutAuth)))
+	auth = append(auth, lockoutAuth...)
+
+	cmd := binary.BigEndian.AppendUint16(nil, uint16(tpm2.TPMSTSessions))
+	cmd = binary.BigEndian.AppendUint32(cmd, 0) // size, patched below
+	cmd = binary.BigEndian.AppendUint32(cmd, cc)
+	cmd = binary.BigEndian.AppendUint32(cmd, uint32(tpm2.TPMRHLockout))
+	cmd = binary.BigEndian.AppendUint32(cmd, uint32(len(auth)))
+	cmd = append(cmd, auth...)
+	cmd = append(cmd, params...)
+	binary.BigEndian.PutUint32(cmd[2:6], uint32(len(cmd)))
+	defer clear32(cmd)
+
+	rsp, err := t.tpm.Send(cmd)
+	if err != nil {
+		return classify("dictionary attack command", err)
+	}
+	if len(rsp) < headerSize {
+		return fmt.Errorf("%w: short response", ErrTransport)
+	}
+	if rc := tpm2.TPMRC(binary.BigEndian.Uint32(rsp[6:10])); rc != tpm2.TPMRCSuccess {
+		return classify("dictionary attack command", rc)
+	}
+	return nil
+}
+
+// SetDAParams sets the dictionary-attack parameters, authorised by
+// lockoutAuth.
+func (t *TPM) SetDAParams(lockoutAuth []byte, p DAParams) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	params := binary.BigEndian.AppendUint32(nil, p.MaxTries)
+	params = binary.BigEndian.AppendUint32(params, uint32(p.RecoveryTime/time.Second))
+	params = binary.BigEndian.AppendUint32(params, uint32(p.LockoutRecovery/time.Second))
+	if err := t.lock(); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if err := t.daCommand(ccDAParameters, lockoutAuth, params); err != nil {
+		return fmt.Errorf("tpm: set DA parameters: %w", err)
+	}
+	t.log.Info("tpm: set dictionary-attack parameters", "maxTries", p.MaxTries,
+		"recoveryTime", p.RecoveryTime, "lockoutRecovery", p.LockoutRecovery)
+	return nil
+}
+
+// ResetLockout clears the dictionary-attack counter and lockout
+// (TPM2_DictionaryAttackLockReset), authorised by lockoutAuth. This is an
+// operator action; the daemon's normal path never holds lockoutAuth.
+func (t *TPM) ResetLockout(lockoutAuth []byte) error {
+	if err := t.lock(); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if err := t.daCommand(ccDALockReset, lockoutAuth, nil); err != nil {
+		return fmt.Errorf("tpm: reset lockout: %w", err)
+	}
+	t.log.Info("tpm: dictionary-attack lockout reset")
+	return nil
+}
+
+// ChangeLockoutAuth changes the lockout hierarchy's authValue from oldAuth
+// to newAuth (≤ 32 bytes each, no zero bytes) with
+// TPM2_HierarchyChangeAuth. newAuth is sent encrypted by a second, salted
+// session; oldAuth goes in a password session (an HMAC session cannot be
+// used: the TPM computes the response HMAC with the new value, which go-tpm
+// rejects), which is acceptable because oldAuth is empty at provisioning and
+// being replaced anyway.
+func (t *TPM) ChangeLockoutAuth(oldAuth, newAuth []byte) error {
+	if len(newAuth) == 0 || len(newAuth) > authSize || bytes.IndexByte(newAuth, 0) >= 0 {
+		return fmt.Errorf("tpm: new lockoutAuth must be 1..%d non-zero bytes", authSize)
+	}
+	if err := t.lock(); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	_, err := tpm2.HierarchyChangeAuth{
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHLockout, Auth: tpm2.PasswordAuth(oldAuth)},
+		NewAuth:    tpm2.TPM2BAuth{Buffer: newAuth},
+	}.Execute(t.tpm, t.session(nil))
+	return classify("change lockout auth", err)
+}
+
+// ProvisionOptions configures [TPM.Provision].
+type ProvisionOptions struct {
+	// LockoutAuthFile is where the new random lockoutAuth is written (mode
+	// 0600, must not exist). It belongs to the operator: keep it off the
+	// daemon's host or readable only by root. Required.
+	LockoutAuthFile string
+	// CurrentLockoutAuth is the lockout hierarchy's current authValue
+	// (empty on a fresh or cleared TPM).
+	CurrentLockoutAuth []byte
+	// DA are the dictionary-attack parameters; the zero value means
+	// [DefaultDAParams].
+	DA DAParams
+}
+
+// Provision takes ownership of the TPM's lockout hierarchy: it generates a
+// random 32-byte lockoutAuth, writes it to opts.LockoutAuthFile (created
+// exclusively with mode 0600 and synced before the TPM is changed, so it
+// cannot be lost), sets it with TPM2_HierarchyChangeAuth and sets the
+// dictionary-attack parameters. If the TPM refuses, the file is removed.
+func (t *TPM) Provision(opts ProvisionOptions) error {
+	if opts.LockoutAuthFile == "" {
+		return errors.New("tpm: ProvisionOptions.LockoutAuthFile is required")
+	}
+	da := opts.DA
+	if da == (DAParams{}) {
+		da = DefaultDAParams
+	}
+	if err := da.Validate(); err != nil {
+		return err
+	}
+	rnd := make([]byte, 3*authSize)
+	if _, err := rand.Read(rnd); err != nil {
+		return fmt.Errorf("tpm: provision: %w", err)
+	}
+	// No zero bytes: see deriveAuth for the go-tpm HMAC truncation bug.
+	newAuth, err := nonZero(rnd)
+	clear32(rnd)
+	if err != nil {
+		return fmt.Errorf("tpm: provision: %w", err)
+	}
+	defer clear32(newAuth)
+	if err := writeSecretFile(opts.LockoutAuthFile, newAuth); err != nil {
+		return err
+	}
+	undo := func(err error) error {
+		if rerr := os.Remove(opts.LockoutAuthFile); rerr != nil {
+			return errors.Join(err, fmt.Errorf("tpm: provision: remove lockout auth file: %w", rerr))
+		}
+		return err
+	}
+	if err := t.ChangeLockoutAuth(opts.CurrentLockoutAuth, newAuth); err != nil {
+		return undo(fmt.Errorf("tpm: provision: %w", err))
+	}
+	if err := t.SetDAParams(newAuth, da); err != nil {
+		// The TPM already holds newAuth, so keep the file.
+		return fmt.Errorf("tpm: provision: %w", err)
+	}
+	return nil
+}
+
+// ReadLockoutAuthFile reads a lockoutAuth written by [TPM.Provision].
+func ReadLockoutAuthFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // operator-supplied path
+	if err != nil {
+		return nil, fmt.Errorf("tpm: read lockout auth file: %w", err)
+	}
+	if len(b) == 0 || len(b) > authSize {
+		return nil, fmt.Errorf("tpm: lockout auth file: %d bytes, want 1..%d", len(b), authSize)
+	}
+	return b, nil
+}
+
+func writeSecretFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // operator path
+	if err != nil {
+		return fmt.Errorf("tpm: create lockout auth file: %w", err)
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("tpm: write lockout auth file: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
