@@ -1,0 +1,231 @@
+package metadata
+
+import (
+	"crypto"
+	"crypto/x509"
+	"sort"
+	"time"
+)
+
+// Status is an AuthenticatorStatus value of an MDS status report (MDS 3.x
+// §3.1.4). Unknown strings are kept as they are.
+type Status string
+
+// The AuthenticatorStatus values known to this package.
+const (
+	StatusNotFIDOCertified          Status = "NOT_FIDO_CERTIFIED"
+	StatusFIDOCertified             Status = "FIDO_CERTIFIED"
+	StatusUserVerificationBypass    Status = "USER_VERIFICATION_BYPASS"
+	StatusAttestationKeyCompromise  Status = "ATTESTATION_KEY_COMPROMISE"
+	StatusUserKeyRemoteCompromise   Status = "USER_KEY_REMOTE_COMPROMISE"
+	StatusUserKeyPhysicalCompromise Status = "USER_KEY_PHYSICAL_COMPROMISE"
+	StatusUpdateAvailable           Status = "UPDATE_AVAILABLE"
+	StatusRevoked                   Status = "REVOKED"
+	StatusSelfAssertionSubmitted    Status = "SELF_ASSERTION_SUBMITTED"
+	StatusFIDOCertifiedL1           Status = "FIDO_CERTIFIED_L1"
+	StatusFIDOCertifiedL1Plus       Status = "FIDO_CERTIFIED_L1plus"
+	StatusFIDOCertifiedL2           Status = "FIDO_CERTIFIED_L2"
+	StatusFIDOCertifiedL2Plus       Status = "FIDO_CERTIFIED_L2plus"
+	StatusFIDOCertifiedL3           Status = "FIDO_CERTIFIED_L3"
+	StatusFIDOCertifiedL3Plus       Status = "FIDO_CERTIFIED_L3plus"
+	StatusFIPS140CertifiedL1        Status = "FIPS140_CERTIFIED_L1"
+	StatusFIPS140CertifiedL2        Status = "FIPS140_CERTIFIED_L2"
+	StatusFIPS140CertifiedL3        Status = "FIPS140_CERTIFIED_L3"
+	StatusFIPS140CertifiedL4        Status = "FIPS140_CERTIFIED_L4"
+	StatusRetired                   Status = "RETIRED"
+)
+
+// knownStatuses marks the statuses the default policy knows about.
+var knownStatuses = map[Status]bool{
+	StatusNotFIDOCertified: true, StatusFIDOCertified: true, StatusUserVerificationBypass: true,
+	StatusAttestationKeyCompromise: true, StatusUserKeyRemoteCompromise: true,
+	StatusUserKeyPhysicalCompromise: true, StatusUpdateAvailable: true, StatusRevoked: true,
+	StatusSelfAssertionSubmitted: true, StatusFIDOCertifiedL1: true, StatusFIDOCertifiedL1Plus: true,
+	StatusFIDOCertifiedL2: true, StatusFIDOCertifiedL2Plus: true, StatusFIDOCertifiedL3: true,
+	StatusFIDOCertifiedL3Plus: true, StatusFIPS140CertifiedL1: true, StatusFIPS140CertifiedL2: true,
+	StatusFIPS140CertifiedL3: true, StatusFIPS140CertifiedL4: true, StatusRetired: true,
+}
+
+// defaultRejected are the statuses refused by the zero [StatusPolicy]
+// (metadata.md §4).
+var defaultRejected = map[Status]bool{
+	StatusRevoked:                   true,
+	StatusUserVerificationBypass:    true,
+	StatusAttestationKeyCompromise:  true,
+	StatusUserKeyRemoteCompromise:   true,
+	StatusUserKeyPhysicalCompromise: true,
+	StatusRetired:                   true,
+}
+
+// StatusReport is one entry of a BLOB entry's statusReports (MDS 3.x
+// §3.1.3). Dates are UTC midnight; zero when absent.
+type StatusReport struct {
+	Status        Status
+	EffectiveDate time.Time
+	// SunsetDate (MDS 3.1) ends the report's effect; zero when absent.
+	SunsetDate           time.Time
+	AuthenticatorVersion uint32
+	// CertificateDER and BatchCertificateDER are the decoded `certificate`
+	// and `batchCertificate` (nil when absent); Certificate and
+	// BatchCertificate are their parsed forms (nil when absent or
+	// unparseable).
+	CertificateDER                   []byte
+	Certificate                      *x509.Certificate
+	BatchCertificateDER              []byte
+	BatchCertificate                 *x509.Certificate
+	URL                              string
+	CertificationDescriptor          string
+	CertificateNumber                string
+	CertificationPolicyVersion       string
+	CertificationRequirementsVersion string
+}
+
+// inEffect reports whether the report applies at t: effectiveDate ≤ t (or
+// absent) and t < sunsetDate (or absent).
+func (r *StatusReport) inEffect(t time.Time) bool {
+	if !r.EffectiveDate.IsZero() && t.Before(r.EffectiveDate) {
+		return false
+	}
+	if !r.SunsetDate.IsZero() && !t.Before(r.SunsetDate) {
+		return false
+	}
+	return true
+}
+
+// batchScoped reports whether the report names a specific attestation
+// certificate (ATTESTATION_KEY_COMPROMISE of one batch).
+func (r *StatusReport) batchScoped() bool {
+	return len(r.CertificateDER) > 0 || len(r.BatchCertificateDER) > 0
+}
+
+// matchesKey reports whether the report's certificate or batch certificate
+// carries the public key pub. An unparseable report certificate matches
+// everything (fail closed).
+func (r *StatusReport) matchesKey(pub crypto.PublicKey) bool {
+	for _, pair := range []struct {
+		der  []byte
+		cert *x509.Certificate
+	}{{r.CertificateDER, r.Certificate}, {r.BatchCertificateDER, r.BatchCertificate}} {
+		if len(pair.der) == 0 {
+			continue
+		}
+		if pair.cert == nil {
+			return true
+		}
+		if k, ok := pair.cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); ok && k.Equal(pub) {
+			return true
+		}
+	}
+	return false
+}
+
+// StatusCheck carries what the caller knows about the authenticator being
+// checked. The zero value checks at time.Now() without batch information.
+type StatusCheck struct {
+	// Time is the evaluation time; zero means time.Now().
+	Time time.Time
+	// AttestationCertificate is the leaf attestation certificate presented
+	// by the authenticator, when any. With it, a report that names a
+	// certificate (batch-scoped ATTESTATION_KEY_COMPROMISE) applies only if
+	// the public keys match; without it such a report applies to the whole
+	// model.
+	AttestationCertificate *x509.Certificate
+}
+
+// CurrentStatus returns the report that decides the status of the
+// authenticator at c.Time: among the reports in effect (effectiveDate ≤ t <
+// sunsetDate) that apply to it (batch-scoped reports only when the
+// attestation key matches), the one with the latest effectiveDate; on a tie
+// the later one in the list; a report without effectiveDate counts as the
+// oldest. ok is false when no report applies.
+func CurrentStatus(reports []StatusReport, c StatusCheck) (StatusReport, bool) {
+	t := c.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	idx := make([]int, 0, len(reports))
+	for i := range reports {
+		r := &reports[i]
+		if !r.inEffect(t) {
+			continue
+		}
+		if r.batchScoped() && c.AttestationCertificate != nil && !r.matchesKey(c.AttestationCertificate.PublicKey) {
+			continue
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 {
+		return StatusReport{}, false
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		return reports[idx[a]].EffectiveDate.Before(reports[idx[b]].EffectiveDate)
+	})
+	return reports[idx[len(idx)-1]], true
+}
+
+// StatusPolicy decides which authenticator statuses are acceptable. The zero
+// value is the default policy of metadata.md §4: REVOKED,
+// USER_VERIFICATION_BYPASS, ATTESTATION_KEY_COMPROMISE,
+// USER_KEY_REMOTE_COMPROMISE, USER_KEY_PHYSICAL_COMPROMISE and RETIRED are
+// refused; UPDATE_AVAILABLE is refused while the statement's
+// authenticatorVersion is not above the report's; statuses this package does
+// not know are refused (fail closed); everything else is accepted. A
+// statement without status reports (local metadata) is accepted.
+type StatusPolicy struct {
+	// Deny lists extra statuses to refuse (e.g. NOT_FIDO_CERTIFIED,
+	// SELF_ASSERTION_SUBMITTED).
+	Deny []Status
+	// Allow lists statuses to accept although refused by default (e.g.
+	// RETIRED). Deny wins over Allow.
+	Allow []Status
+	// AllowUnknown accepts statuses this package does not know.
+	AllowUnknown bool
+	// AllowUpdateAvailable accepts UPDATE_AVAILABLE whatever the versions.
+	AllowUpdateAvailable bool
+}
+
+// Check returns nil when the statement's current status (see
+// [CurrentStatus]) is acceptable, else a [*StatusError] matching
+// [ErrUnacceptableStatus].
+// A nil statement (no metadata) fails with [ErrNotFound].
+func (p StatusPolicy) Check(st *Statement, c StatusCheck) error {
+	if st == nil {
+		return ErrNotFound
+	}
+	r, ok := CurrentStatus(st.StatusReports, c)
+	if !ok {
+		return nil
+	}
+	if p.Rejects(r.Status) {
+		return &StatusError{Status: r.Status, Report: r}
+	}
+	if r.Status == StatusUpdateAvailable && !p.AllowUpdateAvailable && !p.listed(p.Allow, r.Status) &&
+		st.AuthenticatorVersion <= r.AuthenticatorVersion {
+		return &StatusError{Status: r.Status, Report: r}
+	}
+	return nil
+}
+
+// Rejects reports whether the policy refuses status s outright
+// (UPDATE_AVAILABLE is version-dependent and handled by [StatusPolicy.Check]).
+func (p StatusPolicy) Rejects(s Status) bool {
+	if p.listed(p.Deny, s) {
+		return true
+	}
+	if p.listed(p.Allow, s) {
+		return false
+	}
+	if !knownStatuses[s] {
+		return !p.AllowUnknown
+	}
+	return defaultRejected[s]
+}
+
+func (p StatusPolicy) listed(list []Status, s Status) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,105 @@
+package metadata
+
+import (
+	"crypto/elliptic"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func day(s string) time.Time {
+	t, err := time.Parse(dateLayout, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestCurrentStatusAndPolicy(t *testing.T) {
+	pki := newTestPKI(t)
+	nb, na := day("2020-01-01"), day("2040-01-01")
+	batchA := newCert(t, "batch A", ecKey(t, elliptic.P256()), pki.inter, false, nb, na)
+	batchB := newCert(t, "batch B", ecKey(t, elliptic.P256()), pki.inter, false, nb, na)
+	// Same key as batch A, different certificate: matching is by key.
+	batchA2 := newCert(t, "batch A reissued", batchA.key, pki.inter, false, nb, na)
+	at := day("2022-06-01")
+	rep := func(s Status, eff string) StatusReport {
+		r := StatusReport{Status: s}
+		if eff != "" {
+			r.EffectiveDate = day(eff)
+		}
+		return r
+	}
+	compromiseA := rep(StatusAttestationKeyCompromise, "2022-01-01")
+	compromiseA.CertificateDER, compromiseA.Certificate = batchA.cert.Raw, batchA.cert
+	sunset := rep(StatusRevoked, "2021-01-01")
+	sunset.SunsetDate = day("2022-01-01")
+	update := rep(StatusUpdateAvailable, "2022-01-01")
+	update.AuthenticatorVersion = 5
+
+	tests := []struct {
+		name        string
+		reports     []StatusReport
+		version     uint32
+		cert        *testCA
+		policy      StatusPolicy
+		wantCurrent Status // "" = none in effect
+		wantReject  bool
+	}{
+		{"no reports (local metadata)", nil, 0, nil, StatusPolicy{}, "", false},
+		{"certified", []StatusReport{rep(StatusFIDOCertifiedL1, "2021-01-01")}, 0, nil, StatusPolicy{}, StatusFIDOCertifiedL1, false},
+		{"latest by date, not list order", []StatusReport{rep(StatusRevoked, "2022-02-01"), rep(StatusFIDOCertified, "2021-01-01")}, 0, nil, StatusPolicy{}, StatusRevoked, true},
+		{"recertified after revocation", []StatusReport{rep(StatusRevoked, "2021-01-01"), rep(StatusFIDOCertifiedL2, "2022-01-01")}, 0, nil, StatusPolicy{}, StatusFIDOCertifiedL2, false},
+		{"future report not in effect", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), rep(StatusRevoked, "2023-01-01")}, 0, nil, StatusPolicy{}, StatusFIDOCertified, false},
+		{"undated report counts as oldest", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), rep(StatusRevoked, "")}, 0, nil, StatusPolicy{}, StatusFIDOCertified, false},
+		{"only an undated report", []StatusReport{rep(StatusRevoked, "")}, 0, nil, StatusPolicy{}, StatusRevoked, true},
+		{"tie: later in list wins", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), rep(StatusUserVerificationBypass, "2021-01-01")}, 0, nil, StatusPolicy{}, StatusUserVerificationBypass, true},
+		{"sunset ends a report", []StatusReport{rep(StatusFIDOCertified, "2020-01-01"), sunset}, 0, nil, StatusPolicy{}, StatusFIDOCertified, false},
+		{"remote compromise", []StatusReport{rep(StatusFIDOCertified, "2020-01-01"), rep(StatusUserKeyRemoteCompromise, "2021-01-01")}, 0, nil, StatusPolicy{}, StatusUserKeyRemoteCompromise, true},
+		{"physical compromise", []StatusReport{rep(StatusUserKeyPhysicalCompromise, "2021-01-01")}, 0, nil, StatusPolicy{}, StatusUserKeyPhysicalCompromise, true},
+		{"retired refused by default", []StatusReport{rep(StatusRetired, "2021-01-01")}, 0, nil, StatusPolicy{}, StatusRetired, true},
+		{"retired allowed", []StatusReport{rep(StatusRetired, "2021-01-01")}, 0, nil, StatusPolicy{Allow: []Status{StatusRetired}}, StatusRetired, false},
+		{"deny wins over allow", []StatusReport{rep(StatusNotFIDOCertified, "2021-01-01")}, 0, nil, StatusPolicy{Deny: []Status{StatusNotFIDOCertified}, Allow: []Status{StatusNotFIDOCertified}}, StatusNotFIDOCertified, true},
+		{"self assertion allowed", []StatusReport{rep(StatusSelfAssertionSubmitted, "2021-01-01")}, 0, nil, StatusPolicy{}, StatusSelfAssertionSubmitted, false},
+		{"unknown status refused", []StatusReport{rep("QUANTUM_BROKEN", "2021-01-01")}, 0, nil, StatusPolicy{}, "QUANTUM_BROKEN", true},
+		{"unknown status allowed", []StatusReport{rep("QUANTUM_BROKEN", "2021-01-01")}, 0, nil, StatusPolicy{AllowUnknown: true}, "QUANTUM_BROKEN", false},
+		{"batch compromise, matching key", []StatusReport{rep(StatusFIDOCertified, "2020-01-01"), compromiseA}, 0, batchA2, StatusPolicy{}, StatusAttestationKeyCompromise, true},
+		{"batch compromise, other batch", []StatusReport{rep(StatusFIDOCertified, "2020-01-01"), compromiseA}, 0, batchB, StatusPolicy{}, StatusFIDOCertified, false},
+		{"batch compromise, cert unknown: model-wide", []StatusReport{rep(StatusFIDOCertified, "2020-01-01"), compromiseA}, 0, nil, StatusPolicy{}, StatusAttestationKeyCompromise, true},
+		{"model-wide compromise", []StatusReport{rep(StatusAttestationKeyCompromise, "2021-01-01")}, 0, batchB, StatusPolicy{}, StatusAttestationKeyCompromise, true},
+		{"update available, statement behind", []StatusReport{update}, 5, nil, StatusPolicy{}, StatusUpdateAvailable, true},
+		{"update available, statement caught up", []StatusReport{update}, 6, nil, StatusPolicy{}, StatusUpdateAvailable, false},
+		{"update available, allowed", []StatusReport{update}, 1, nil, StatusPolicy{AllowUpdateAvailable: true}, StatusUpdateAvailable, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := StatusCheck{Time: at}
+			if tc.cert != nil {
+				c.AttestationCertificate = tc.cert.cert
+			}
+			cur, ok := CurrentStatus(tc.reports, c)
+			if cur.Status != tc.wantCurrent || ok != (tc.wantCurrent != "") {
+				t.Fatalf("CurrentStatus = %q, %v; want %q", cur.Status, ok, tc.wantCurrent)
+			}
+			st := &Statement{AAID: "ABCD#0001", AuthenticatorVersion: tc.version, StatusReports: tc.reports}
+			err := tc.policy.Check(st, c)
+			if (err != nil) != tc.wantReject {
+				t.Fatalf("Check = %v, want reject %v", err, tc.wantReject)
+			}
+			if err != nil {
+				var se *StatusError
+				if !errors.Is(err, ErrUnacceptableStatus) || !errors.As(err, &se) || se.Status != tc.wantCurrent {
+					t.Fatalf("error %v is not a StatusError for %s", err, tc.wantCurrent)
+				}
+				if msg := err.Error(); !strings.HasPrefix(msg, "metadata: ") || !strings.Contains(msg, string(tc.wantCurrent)) ||
+					(!se.Report.EffectiveDate.IsZero() && !strings.Contains(msg, se.Report.EffectiveDate.Format(dateLayout))) {
+					t.Errorf("error message %q", msg)
+				}
+			}
+		})
+	}
+	if err := (StatusPolicy{}).Check(nil, StatusCheck{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Check(nil) = %v", err)
+	}
+}
