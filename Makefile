@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 BIN          := bin
 LDFLAGS      := -X main.Version=$(VERSION)
 # Debian packages the tests and the demo need; installed only when missing.
-DEBS         := softhsm2 opensc swtpm swtpm-tools
+DEBS         := softhsm2 opensc swtpm swtpm-tools chromium chromium-driver
 FUZZTIME     ?= 30s
 BENCHCOUNT   ?= 6
 

@@ -1,0 +1,213 @@
+package attestation
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1" //nolint:gosec // FIDO key identifiers are defined as SHA-1 (RFC 5280 §4.2.1.2 method 1).
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// FIDO2Anchor is what attestation trust needs from one metadata statement (FIDO MDS3
+// §3.2 "attestationRootCertificates", "attestationTypes").
+type FIDO2Anchor struct {
+	// Roots are the statement's attestation root certificates.
+	Roots []*x509.Certificate
+	// AttestationTypes are the statement's attestation types as go-webauthn names them
+	// ("basic_full", "basic_surrogate", "attca", "anonca", "none"); empty means any.
+	AttestationTypes []string
+}
+
+// FIDO2Anchors looks up metadata for FIDO2 attestation trust: FIDO2 authenticators by
+// AAGUID, U2F authenticators (zero AAGUID) by attestation certificate key identifier
+// (lower-case hex SHA-1 of the subjectPublicKey). Both return (nil, nil) when no statement
+// matches. Implementations are safe for concurrent use.
+type FIDO2Anchors interface {
+	FIDO2AnchorByAAGUID(ctx context.Context, aaguid [16]byte) (*FIDO2Anchor, error)
+	FIDO2AnchorByKeyIdentifier(ctx context.Context, keyIdentifier string) (*FIDO2Anchor, error)
+}
+
+// FIDO2TrustReason says why [VerifyFIDO2Trust] refused an attestation.
+type FIDO2TrustReason int
+
+// Reasons for [FIDO2TrustError].
+const (
+	// FIDO2NoAttestation: the authenticator sent no attestation (fmt "none").
+	FIDO2NoAttestation FIDO2TrustReason = iota + 1
+	// FIDO2NoMetadata: no metadata statement matches the AAGUID or key identifier.
+	FIDO2NoMetadata
+	// FIDO2TypeNotAllowed: the statement does not list the attestation type.
+	FIDO2TypeNotAllowed
+	// FIDO2RootInChain: x5c contains a self-signed certificate or one of the roots.
+	FIDO2RootInChain
+	// FIDO2ChainInvalid: x5c does not chain to the statement's roots at the given time.
+	FIDO2ChainInvalid
+	// FIDO2MissingChain: a certificate-based attestation type came without x5c.
+	FIDO2MissingChain
+)
+
+var fido2ReasonText = map[FIDO2TrustReason]string{
+	FIDO2NoAttestation:  "no attestation",
+	FIDO2NoMetadata:     "no metadata statement for the authenticator",
+	FIDO2TypeNotAllowed: "attestation type not listed in the metadata statement",
+	FIDO2RootInChain:    "attestation chain contains a root certificate",
+	FIDO2ChainInvalid:   "attestation chain does not verify to the metadata roots",
+	FIDO2MissingChain:   "attestation certificate chain missing",
+}
+
+// FIDO2TrustError reports a refused attestation.
+type FIDO2TrustError struct {
+	Reason FIDO2TrustReason
+	Err    error // underlying error, may be nil
+}
+
+func (e *FIDO2TrustError) Error() string {
+	if e.Err != nil {
+		return "attestation: " + fido2ReasonText[e.Reason] + ": " + e.Err.Error()
+	}
+	return "attestation: " + fido2ReasonText[e.Reason]
+}
+
+// Unwrap returns the underlying error.
+func (e *FIDO2TrustError) Unwrap() error { return e.Err }
+
+// Is matches another *FIDO2TrustError with the same Reason.
+func (e *FIDO2TrustError) Is(target error) bool {
+	t, ok := target.(*FIDO2TrustError)
+	return ok && t.Reason == e.Reason
+}
+
+// FIDO2Evidence is the verified attestation of one registration, as go-webauthn's format
+// handlers report it.
+type FIDO2Evidence struct {
+	// Format is the attestation statement format ("packed", "fido-u2f", …).
+	Format string
+	// Type is the attestation type ("basic_full", "basic_surrogate", "attca", "anonca",
+	// "none").
+	Type string
+	// AAGUID from the attested credential data.
+	AAGUID [16]byte
+	// X5C is the attestation certificate chain, leaf first, as sent (DER).
+	X5C [][]byte
+	// Now is the verification time (default time.Now).
+	Now time.Time
+}
+
+// KeyIdentifier returns the FIDO attestation certificate key identifier of cert: the
+// lower-case hex SHA-1 of its subjectPublicKey BIT STRING (RFC 5280 §4.2.1.2 method 1,
+// FIDO MDS3 "attestationCertificateKeyIdentifiers").
+func KeyIdentifier(cert *x509.Certificate) (string, error) {
+	var spki struct {
+		Algorithm asn1.RawValue
+		Key       asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return "", fmt.Errorf("attestation: subjectPublicKeyInfo: %w", err)
+	}
+	sum := sha1.Sum(spki.Key.Bytes) //nolint:gosec // identifier, not a signature
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// VerifyFIDO2Trust decides whether ev chains to the metadata in anchors (FIDO MDS3 §3.1.5
+// / WebAuthn L3 §7.1 steps 23–24): it finds the statement (by key identifier for
+// fido-u2f and zero AAGUIDs, by AAGUID otherwise), checks that the statement lists the
+// attestation type, that x5c carries no root, and that x5c[0] verifies to the statement
+// roots with x5c[1:] as intermediates at ev.Now. A nil error means trusted; refusals are
+// *[FIDO2TrustError].
+func VerifyFIDO2Trust(ctx context.Context, anchors FIDO2Anchors, ev FIDO2Evidence) error {
+	if ev.Format == "none" || ev.Type == "none" || ev.Type == "" {
+		return &FIDO2TrustError{Reason: FIDO2NoAttestation}
+	}
+	if anchors == nil {
+		return &FIDO2TrustError{Reason: FIDO2NoMetadata}
+	}
+	if ev.Now.IsZero() {
+		ev.Now = time.Now()
+	}
+	certs := make([]*x509.Certificate, 0, len(ev.X5C))
+	for i, der := range ev.X5C {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return &FIDO2TrustError{Reason: FIDO2ChainInvalid, Err: fmt.Errorf("x5c[%d]: %w", i, err)}
+		}
+		certs = append(certs, c)
+	}
+	var (
+		anchor *FIDO2Anchor
+		err    error
+	)
+	if ev.AAGUID == ([16]byte{}) || ev.Format == "fido-u2f" {
+		if len(certs) == 0 {
+			return &FIDO2TrustError{Reason: FIDO2MissingChain}
+		}
+		kid, kerr := KeyIdentifier(certs[0])
+		if kerr != nil {
+			return &FIDO2TrustError{Reason: FIDO2ChainInvalid, Err: kerr}
+		}
+		anchor, err = anchors.FIDO2AnchorByKeyIdentifier(ctx, kid)
+	} else {
+		anchor, err = anchors.FIDO2AnchorByAAGUID(ctx, ev.AAGUID)
+	}
+	if err != nil {
+		return fmt.Errorf("attestation: metadata lookup: %w", err)
+	}
+	if anchor == nil {
+		return &FIDO2TrustError{Reason: FIDO2NoMetadata}
+	}
+	if len(anchor.AttestationTypes) > 0 && !slices.Contains(anchor.AttestationTypes, ev.Type) {
+		return &FIDO2TrustError{Reason: FIDO2TypeNotAllowed, Err: fmt.Errorf("type %q", ev.Type)}
+	}
+	if ev.Type == "basic_surrogate" || ev.Type == "self" {
+		// Self attestation: the statement listing the type is the whole trust decision.
+		return nil
+	}
+	if len(certs) == 0 {
+		return &FIDO2TrustError{Reason: FIDO2MissingChain}
+	}
+	for i, c := range certs {
+		if isSelfSigned(c) {
+			return &FIDO2TrustError{Reason: FIDO2RootInChain, Err: fmt.Errorf("x5c[%d] is self-signed", i)}
+		}
+		for _, r := range anchor.Roots {
+			if bytes.Equal(c.Raw, r.Raw) {
+				return &FIDO2TrustError{Reason: FIDO2RootInChain, Err: fmt.Errorf("x5c[%d] is a metadata root", i)}
+			}
+		}
+	}
+	for i := 1; i < len(certs); i++ {
+		if err := certs[i-1].CheckSignatureFrom(certs[i]); err != nil {
+			return &FIDO2TrustError{Reason: FIDO2ChainInvalid, Err: fmt.Errorf("x5c[%d] is not signed by x5c[%d]: %w", i-1, i, err)}
+		}
+	}
+	if len(anchor.Roots) == 0 {
+		return &FIDO2TrustError{Reason: FIDO2ChainInvalid, Err: errors.New("statement has no roots")}
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range anchor.Roots {
+		roots.AddCert(r)
+	}
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: inter,
+		CurrentTime:   ev.Now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}); err != nil {
+		return &FIDO2TrustError{Reason: FIDO2ChainInvalid, Err: err}
+	}
+	return nil
+}
+
+func isSelfSigned(c *x509.Certificate) bool {
+	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
+		return false
+	}
+	return c.CheckSignatureFrom(c) == nil
+}

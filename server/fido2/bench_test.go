@@ -1,0 +1,300 @@
+package fido2_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/gorilla/mux"
+
+	"github.com/fidoserver/hwfido/server/fido2"
+	"github.com/fidoserver/hwfido/server/fido2/internal/softauthn"
+)
+
+// bareServer is go-webauthn used directly: in-memory users, credentials and sessions,
+// no store, no trust decision, no signer. It is the baseline of the benchmarks.
+type bareServer struct {
+	wa       *webauthn.WebAuthn
+	mu       sync.Mutex
+	users    map[string]*bareUser
+	sessions map[string]*bareSession
+}
+
+type bareUser struct {
+	id    []byte
+	name  string
+	creds []webauthn.Credential
+}
+
+func (u *bareUser) WebAuthnID() []byte                         { return u.id }
+func (u *bareUser) WebAuthnName() string                       { return u.name }
+func (u *bareUser) WebAuthnDisplayName() string                { return u.name }
+func (u *bareUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
+
+type bareSession struct {
+	user *bareUser
+	sd   *webauthn.SessionData
+}
+
+func newBare(tb testing.TB, origin string) *httptest.Server {
+	wa, err := webauthn.New(&webauthn.Config{RPID: "localhost", RPDisplayName: "bare", RPOrigins: []string{origin}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &bareServer{wa: wa, users: map[string]*bareUser{}, sessions: map[string]*bareSession{}}
+	r := mux.NewRouter()
+	reply := func(w http.ResponseWriter, v any, err error) {
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(400)
+			json.NewEncoder(w).Encode(map[string]string{"status": "failed", "errorMessage": err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(v)
+	}
+	r.HandleFunc("/attestation/options", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Username, DisplayName string }
+		json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req)
+		s.mu.Lock()
+		u := s.users[req.Username]
+		if u == nil {
+			u = &bareUser{id: make([]byte, 32), name: req.Username}
+			copy(u.id, req.Username)
+			s.users[req.Username] = u
+		}
+		s.mu.Unlock()
+		cc, sd, err := s.wa.BeginRegistration(u, webauthn.WithCredentialParameters(benchParams))
+		if err == nil {
+			s.mu.Lock()
+			s.sessions[sd.Challenge] = &bareSession{user: u, sd: sd}
+			s.mu.Unlock()
+		}
+		reply(w, cc.Response, err)
+	})
+	finish := func(w http.ResponseWriter, r *http.Request, create bool) {
+		body, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+		var err error
+		var ch string
+		if create {
+			var p *protocol.ParsedCredentialCreationData
+			if p, err = protocol.ParseCredentialCreationResponseBytes(body); err == nil {
+				ch = p.Response.CollectedClientData.Challenge
+				s.mu.Lock()
+				sess := s.sessions[ch]
+				delete(s.sessions, ch)
+				s.mu.Unlock()
+				var c *webauthn.Credential
+				if c, err = s.wa.CreateCredential(sess.user, *sess.sd, p); err == nil {
+					s.mu.Lock()
+					sess.user.creds = append(sess.user.creds, *c)
+					s.mu.Unlock()
+				}
+			}
+		} else {
+			var p *protocol.ParsedCredentialAssertionData
+			if p, err = protocol.ParseCredentialRequestResponseBytes(body); err == nil {
+				ch = p.Response.CollectedClientData.Challenge
+				s.mu.Lock()
+				sess := s.sessions[ch]
+				delete(s.sessions, ch)
+				s.mu.Unlock()
+				var c *webauthn.Credential
+				if c, err = s.wa.ValidateLogin(sess.user, *sess.sd, p); err == nil {
+					s.mu.Lock()
+					for i := range sess.user.creds {
+						if bytes.Equal(sess.user.creds[i].ID, c.ID) {
+							sess.user.creds[i].Authenticator = c.Authenticator
+						}
+					}
+					s.mu.Unlock()
+				}
+			}
+		}
+		reply(w, map[string]string{"status": "ok", "errorMessage": ""}, err)
+	}
+	r.HandleFunc("/attestation/result", func(w http.ResponseWriter, r *http.Request) { finish(w, r, true) })
+	r.HandleFunc("/assertion/options", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Username string }
+		json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req)
+		s.mu.Lock()
+		u := s.users[req.Username]
+		s.mu.Unlock()
+		ca, sd, err := s.wa.BeginLogin(u)
+		if err == nil {
+			s.mu.Lock()
+			s.sessions[sd.Challenge] = &bareSession{user: u, sd: sd}
+			s.mu.Unlock()
+		}
+		reply(w, ca.Response, err)
+	})
+	r.HandleFunc("/assertion/result", func(w http.ResponseWriter, r *http.Request) { finish(w, r, false) })
+	srv := httptest.NewServer(r)
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+var benchParams = []protocol.CredentialParameter{{Type: "public-key", Algorithm: -7}, {Type: "public-key", Algorithm: -257}}
+
+// benchClient runs ceremonies against base with the browser's JSON form (rawId,
+// clientExtensionResults), which both servers accept.
+type benchClient struct {
+	hc     *http.Client
+	base   string
+	origin string
+	hdr    map[string]string
+}
+
+func (c *benchClient) post(path string, v any) (map[string]any, error) {
+	b, _ := json.Marshal(v)
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range c.hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %d %v", path, resp.StatusCode, out)
+	}
+	return out, nil
+}
+
+func browserForm(body map[string]any) map[string]any {
+	body["rawId"] = body["id"]
+	body["clientExtensionResults"] = map[string]any{}
+	delete(body, "getClientExtensionResults")
+	return body
+}
+
+func (c *benchClient) register(user string) (*softauthn.Credential, error) {
+	o, err := c.post("/attestation/options", map[string]any{"username": user, "displayName": user})
+	if err != nil {
+		return nil, err
+	}
+	ch, _ := softauthn.ParseChallenge(o)
+	cred, err := softauthn.NewCredential(softauthn.ES256)
+	if err != nil {
+		return nil, err
+	}
+	body, err := softauthn.Create(cred, softauthn.Attestation{Format: "packed", AAGUID: testAAGUID},
+		softauthn.Request{RPID: "localhost", Origin: c.origin, Challenge: ch, Flags: softauthn.FlagUP})
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.post("/attestation/result", browserForm(body))
+	return cred, err
+}
+
+func (c *benchClient) login(user string, cred *softauthn.Credential) error {
+	o, err := c.post("/assertion/options", map[string]any{"username": user})
+	if err != nil {
+		return err
+	}
+	ch, _ := softauthn.ParseChallenge(o)
+	body, err := softauthn.Get(cred, softauthn.Request{RPID: "localhost", Origin: c.origin, Challenge: ch, Flags: softauthn.FlagUP}, true)
+	if err != nil {
+		return err
+	}
+	_, err = c.post("/assertion/result", browserForm(body))
+	return err
+}
+
+// benchTargets returns the hwfido service (real SQLite file, trust decision, signer)
+// and the bare library server, both on loopback.
+func benchTargets(b *testing.B) map[string]*benchClient {
+	e := newEnv(b, func(c *fido2.Config) {
+		c.AttestationPolicy = fido2.AttestationMonitor
+		c.Algorithms = []string{"ES256", "RS256"}
+		c.ConformancePaths = true
+	})
+	e.trust.addAAGUID(testAAGUID, []string{"basic_surrogate"})
+	bare := newBare(b, "http://"+bareHost(b))
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	return map[string]*benchClient{
+		"hwfido": {hc: hc, base: e.base, origin: e.origin, hdr: map[string]string{"X-Test-User": "", "X-Test-Trusted": "1"}},
+		"bare":   {hc: hc, base: bare.URL, origin: "http://" + bareHost(b)},
+	}
+}
+
+func bareHost(b *testing.B) string { return "localhost" }
+
+var benchSeq atomic.Int64
+
+// BenchmarkRegistration measures complete registrations (options + attestation result)
+// over HTTP with 8 concurrent clients (RunParallel with parallelism 8/GOMAXPROCS).
+func BenchmarkRegistration(b *testing.B) {
+	for _, name := range []string{"hwfido", "bare"} {
+		b.Run(name, func(b *testing.B) {
+			c := benchTargets(b)[name]
+			if name == "hwfido" {
+				c.hdr = map[string]string{"X-Test-User": "bench", "X-Test-Trusted": "1"}
+			}
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					u := fmt.Sprintf("u%d", benchSeq.Add(1))
+					if _, err := c.register(u); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ceremonies/s")
+		})
+	}
+}
+
+// BenchmarkAuthentication measures complete logins (options + assertion result) over
+// HTTP with 8 concurrent clients, each with its own registered credential.
+func BenchmarkAuthentication(b *testing.B) {
+	for _, name := range []string{"hwfido", "bare"} {
+		b.Run(name, func(b *testing.B) {
+			c := benchTargets(b)[name]
+			if name == "hwfido" {
+				c.hdr = map[string]string{"X-Test-User": "bench", "X-Test-Trusted": "1"}
+			}
+			type acct struct {
+				user string
+				cred *softauthn.Credential
+			}
+			pool := make(chan acct, 64)
+			for i := 0; i < 64; i++ {
+				u := fmt.Sprintf("a%d", benchSeq.Add(1))
+				cred, err := c.register(u)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pool <- acct{u, cred}
+			}
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				a := <-pool
+				defer func() { pool <- a }()
+				for pb.Next() {
+					if err := c.login(a.user, a.cred); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ceremonies/s")
+		})
+	}
+}

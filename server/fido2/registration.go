@@ -1,0 +1,415 @@
+package fido2
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/fidoserver/hwfido/attestation"
+	"github.com/fidoserver/hwfido/server/fido2/record"
+	"github.com/fidoserver/hwfido/server/store"
+)
+
+// optionsRequest is the union of ServerPublicKeyCredentialCreationOptionsRequest and
+// ServerPublicKeyCredentialGetOptionsRequest: nevisFIDO's attestation/options endpoint
+// accepts both and decides by content.
+type optionsRequest struct {
+	Username               string                           `json:"username"`
+	DisplayName            string                           `json:"displayName"`
+	AuthenticatorSelection *protocol.AuthenticatorSelection `json:"authenticatorSelection"`
+	Attestation            string                           `json:"attestation"`
+	UserVerification       string                           `json:"userVerification"`
+	Extensions             json.RawMessage                  `json:"extensions"`
+}
+
+// isAuthentication reports whether a request to nevisFIDO's attestation/options is an
+// authentication request: no displayName, no authenticatorSelection, no attestation.
+func (o *optionsRequest) isAuthentication() bool {
+	return o.DisplayName == "" && o.AuthenticatorSelection == nil && o.Attestation == ""
+}
+
+func validUsername(u string) error {
+	if u == "" {
+		return badRequest("username is required", nil)
+	}
+	if len(u) > 256 || !utf8.ValidString(u) {
+		return badRequest("username must be valid UTF-8 of at most 256 bytes", nil)
+	}
+	return nil
+}
+
+// optionsResponse flattens options into the conformance JSON with status fields.
+func optionsResponse(options any, sessionID string) (map[string]json.RawMessage, error) {
+	b, err := json.Marshal(options)
+	if err != nil {
+		return nil, fmt.Errorf("fido2: encode options: %w", err)
+	}
+	out := map[string]json.RawMessage{}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("fido2: encode options: %w", err)
+	}
+	out["status"] = json.RawMessage(`"ok"`)
+	out["errorMessage"] = json.RawMessage(`""`)
+	sid, _ := json.Marshal(sessionID)
+	out["fido2SessionId"] = sid
+	return out, nil
+}
+
+// extensionOptions maps requested extension inputs to go-webauthn options so that the
+// outputs count as solicited and the inputs are echoed in the options.
+func extensionOptions(raw json.RawMessage, ceremony protocol.CeremonyType) ([]webauthn.ExtensionOption, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, badRequest("extensions must be an object", err)
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var out []webauthn.ExtensionOption
+	for _, name := range names {
+		v := m[name]
+		var isTrue bool
+		_ = json.Unmarshal(v, &isTrue)
+		switch name {
+		case protocol.ExtensionCredProps:
+			if isTrue {
+				out = append(out, webauthn.WithExtensionCredProps())
+			}
+		case protocol.ExtensionUVM:
+			if isTrue {
+				out = append(out, webauthn.WithExtensionUVM())
+			}
+		case protocol.ExtensionMinPinLength:
+			if isTrue {
+				out = append(out, webauthn.WithExtensionMinPinLength())
+			}
+		case protocol.ExtensionHMACCreateSecret:
+			if isTrue {
+				out = append(out, webauthn.WithExtensionHMACCreateSecret())
+			}
+		case protocol.ExtensionAppID, protocol.ExtensionAppIDExclude:
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil || s == "" {
+				return nil, badRequest("extensions."+name+" must be a non-empty string", err)
+			}
+			if name == protocol.ExtensionAppID {
+				out = append(out, webauthn.WithExtensionAppID(s))
+			} else {
+				out = append(out, webauthn.WithExtensionAppIDExclude(s))
+			}
+		case protocol.ExtensionCredentialProtectionPolicy:
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, badRequest("extensions.credentialProtectionPolicy must be a string", err)
+			}
+			var enforce bool
+			if e, ok := m[protocol.ExtensionEnforceCredentialProtectionPolicy]; ok {
+				_ = json.Unmarshal(e, &enforce)
+			}
+			out = append(out, webauthn.WithExtensionCredentialProtectionPolicy(protocol.CredentialProtectionPolicy(s), enforce))
+		case protocol.ExtensionEnforceCredentialProtectionPolicy:
+			// Handled with credentialProtectionPolicy.
+		default:
+			var val any
+			if err := json.Unmarshal(v, &val); err != nil {
+				return nil, badRequest("extensions."+name+" is not valid JSON", err)
+			}
+			out = append(out, webauthn.WithExtension(name, val))
+		}
+	}
+	_ = ceremony
+	return out, nil
+}
+
+func (s *Service) attestationOptions(_ http.ResponseWriter, r *http.Request) (any, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	var req optionsRequest
+	if err := decodeStrictBytes(body, &req); err != nil {
+		return nil, err
+	}
+	if req.isAuthentication() && r.URL.Path == "/nevisfido/fido2/attestation/options" && req.Username != "" && !hasDisplayNameKey(body) {
+		return s.beginAuthentication(r.Context(), req)
+	}
+	caller, err := s.deps.Callers.Authenticate(r)
+	if err != nil {
+		return nil, &Error{Code: http.StatusUnauthorized, Msg: "caller not authenticated", Err: err}
+	}
+	if !caller.Trusted {
+		if req.Username == "" {
+			req.Username = caller.Username
+		}
+		if req.Username != caller.Username {
+			return nil, &Error{Code: http.StatusForbidden, Msg: "caller may only register credentials for its own username"}
+		}
+	}
+	if err := validUsername(req.Username); err != nil {
+		return nil, err
+	}
+	if req.UserVerification != "" {
+		return nil, badRequest("userVerification belongs in authenticatorSelection for registration", nil)
+	}
+	return s.beginRegistration(r.Context(), req)
+}
+
+// hasDisplayNameKey reports whether the raw body names displayName (even empty).
+func hasDisplayNameKey(body []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	_, ok := m["displayName"]
+	return ok
+}
+
+func (s *Service) beginRegistration(ctx context.Context, req optionsRequest) (any, error) {
+	user, err := s.deps.Store.EnsureUser(ctx, req.Username)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.deps.Store.FIDO2Credentials(ctx, req.Username, s.cfg.RPID)
+	if err != nil {
+		return nil, err
+	}
+	wu, err := newWAUser(user, req.DisplayName, rows)
+	if err != nil {
+		return nil, err
+	}
+	opts := []webauthn.RegistrationOption{
+		webauthn.WithCredentialParameters(s.params),
+		webauthn.WithExclusions(wu.descriptors()),
+	}
+	if req.Attestation != "" {
+		switch protocol.ConveyancePreference(req.Attestation) {
+		case protocol.PreferNoAttestation, protocol.PreferIndirectAttestation, protocol.PreferDirectAttestation,
+			protocol.PreferEnterpriseAttestation:
+		default:
+			return nil, badRequest("attestation must be none, indirect, direct or enterprise", nil)
+		}
+		opts = append(opts, webauthn.WithConveyancePreference(protocol.ConveyancePreference(req.Attestation)))
+	}
+	sel := protocol.AuthenticatorSelection{}
+	if req.AuthenticatorSelection != nil {
+		sel = *req.AuthenticatorSelection
+		switch sel.UserVerification {
+		case "", protocol.VerificationRequired, protocol.VerificationPreferred, protocol.VerificationDiscouraged:
+		default:
+			return nil, badRequest("authenticatorSelection.userVerification is invalid", nil)
+		}
+	}
+	if s.cfg.UserVerification == "required" {
+		sel.UserVerification = protocol.VerificationRequired
+	}
+	if req.AuthenticatorSelection != nil || s.cfg.UserVerification == "required" {
+		opts = append(opts, webauthn.WithAuthenticatorSelection(sel))
+	}
+	ext, err := extensionOptions(req.Extensions, protocol.CreateCeremony)
+	if err != nil {
+		return nil, err
+	}
+	if len(ext) > 0 {
+		opts = append(opts, webauthn.WithExtensions(ext...))
+	}
+	creation, sd, err := s.wa.BeginRegistration(wu, opts...)
+	if err != nil {
+		return nil, verifyError("cannot build creation options", err)
+	}
+	id, err := s.saveSession(ctx, record.CeremonyRegistration, user.ID, user.Username, sd)
+	if err != nil {
+		return nil, err
+	}
+	return optionsResponse(creation.Response, id)
+}
+
+// saveSession stores sd as a new initialized session.
+func (s *Service) saveSession(ctx context.Context, c record.Ceremony, userID int64, username string, sd *webauthn.SessionData) (string, error) {
+	challenge, err := decodeB64URL(sd.Challenge)
+	if err != nil {
+		return "", fmt.Errorf("fido2: session challenge: %w", err)
+	}
+	data, err := json.Marshal(sd)
+	if err != nil {
+		return "", fmt.Errorf("fido2: session: %w", err)
+	}
+	id, err := newSessionID()
+	if err != nil {
+		return "", err
+	}
+	now := s.now().UTC()
+	if err := s.deps.Store.CreateFIDO2Session(ctx, record.Session{
+		ID: id, Ceremony: c, Challenge: challenge, UserID: userID, Username: username, Data: data,
+		Status: record.StatusInitialized, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.Timeout),
+	}); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// takeSession finds and takes the session of a parsed result.
+func (s *Service) takeSession(ctx context.Context, c record.Ceremony, pc *parsedCredential) (*record.Session, *webauthn.SessionData, error) {
+	sess, err := s.deps.Store.TakeFIDO2Session(ctx, c, pc.challenge, s.now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil, badRequest("challenge does not match a pending "+string(c)+" (unknown or expired)", err)
+	case errors.Is(err, store.ErrReplay):
+		return nil, nil, badRequest("challenge was already used", err)
+	case err != nil:
+		return nil, nil, err
+	}
+	var sd webauthn.SessionData
+	if err := json.Unmarshal(sess.Data, &sd); err != nil {
+		return nil, nil, fmt.Errorf("fido2: session data: %w", err)
+	}
+	return sess, &sd, nil
+}
+
+// fail marks the session failed and returns err.
+func (s *Service) fail(ctx context.Context, sess *record.Session, err error) error {
+	msg := "failed"
+	var fe *Error
+	if errors.As(err, &fe) {
+		msg = fe.Msg
+	}
+	if ferr := s.deps.Store.FailFIDO2Session(context.WithoutCancel(ctx), sess.ID, msg, s.now()); ferr != nil {
+		s.log.Error("fido2: mark session failed", "session", sess.ID, "err", ferr)
+	}
+	return err
+}
+
+// registrationResult is the body of a successful attestation result.
+type registrationResult struct {
+	serverResponse
+	Fido2SessionID string `json:"fido2SessionId"`
+	CredentialID   string `json:"credentialId"`
+	Username       string `json:"username"`
+	Trust          string `json:"attestationTrust"`
+}
+
+func (s *Service) attestationResult(_ http.ResponseWriter, r *http.Request) (any, error) {
+	ctx := r.Context()
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := parseCredential(body, "webauthn.create")
+	if err != nil {
+		return nil, err
+	}
+	sess, sd, err := s.takeSession(ctx, record.CeremonyRegistration, pc)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.finishRegistration(ctx, sess, sd, pc)
+	if err != nil {
+		return nil, s.fail(ctx, sess, err)
+	}
+	return out, nil
+}
+
+func (s *Service) finishRegistration(ctx context.Context, sess *record.Session, sd *webauthn.SessionData, pc *parsedCredential) (any, error) {
+	user, err := s.deps.Store.UserByName(ctx, sess.Username)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.deps.Store.FIDO2Credentials(ctx, sess.Username, s.cfg.RPID)
+	if err != nil {
+		return nil, err
+	}
+	wu, err := newWAUser(user, "", rows)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(pc.normal)
+	if err != nil {
+		return nil, verifyError("invalid attestation response", err)
+	}
+	cred, err := s.wa.CreateCredential(wu, *sd, parsed)
+	if err != nil {
+		return nil, verifyError("attestation verification failed", err)
+	}
+	trust, err := s.decideTrust(ctx, sess.Username, cred, parsed)
+	if err != nil {
+		return nil, err
+	}
+	recBytes, err := json.Marshal(cred)
+	if err != nil {
+		return nil, fmt.Errorf("fido2: encode credential: %w", err)
+	}
+	transports := make([]string, 0, len(cred.Transport))
+	for _, t := range cred.Transport {
+		transports = append(transports, string(t))
+	}
+	rc := record.Credential{
+		UserID: user.ID, RPID: s.cfg.RPID, CredentialID: cred.ID, PublicKey: cred.PublicKey,
+		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount, Flags: flagsOf(cred.Flags),
+		AttestationFormat: cred.AttestationFormat, AttestationType: cred.AttestationType, Trust: trust,
+		Transports: transports, Discoverable: cred.Extensions.RK != nil && *cred.Extensions.RK,
+		Name: pc.name, Record: recBytes, CreatedAt: s.now().UTC(),
+	}
+	if _, err := s.deps.Store.CompleteFIDO2Registration(ctx, sess.ID, rc); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return nil, badRequest("credential is already registered", err)
+		}
+		return nil, err
+	}
+	s.log.Info("fido2 audit: credential registered", "user", sess.Username, "format", cred.AttestationFormat,
+		"type", cred.AttestationType, "trust", trust, "session", sess.ID)
+	return registrationResult{
+		serverResponse: serverResponse{Status: "ok"}, Fido2SessionID: sess.ID,
+		CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID), Username: sess.Username, Trust: trust,
+	}, nil
+}
+
+// Trust outcomes stored with a credential.
+const (
+	trustTrusted    = "trusted"
+	trustUntrusted  = "untrusted"
+	trustNotChecked = "not-checked"
+)
+
+// decideTrust applies the attestation policy (WebAuthn L3 §7.1 steps 23–24).
+func (s *Service) decideTrust(ctx context.Context, username string, cred *webauthn.Credential, parsed *protocol.ParsedCredentialCreationData) (string, error) {
+	if s.cfg.AttestationPolicy == AttestationNone {
+		return trustNotChecked, nil
+	}
+	ev := attestation.FIDO2Evidence{
+		Format: cred.AttestationFormat, Type: cred.AttestationType, Now: s.now(),
+	}
+	copy(ev.AAGUID[:], cred.Authenticator.AAGUID)
+	if x5c, ok := parsed.Response.AttestationObject.AttStatement["x5c"].([]any); ok {
+		for _, c := range x5c {
+			if b, ok := c.([]byte); ok {
+				ev.X5C = append(ev.X5C, b)
+			}
+		}
+	}
+	err := attestation.VerifyFIDO2Trust(ctx, s.deps.Trust, ev)
+	if err == nil {
+		return trustTrusted, nil
+	}
+	var te *attestation.FIDO2TrustError
+	if !errors.As(err, &te) {
+		return "", err
+	}
+	if s.cfg.AttestationPolicy == AttestationEnforce {
+		s.log.Warn("fido2 audit: registration refused by attestation policy", "user", username, "err", err)
+		return "", badRequest("attestation not trusted: "+te.Error(), err)
+	}
+	s.log.Warn("fido2 audit: untrusted attestation accepted (monitor)", "user", username, "err", err)
+	return trustUntrusted, nil
+}

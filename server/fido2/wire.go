@@ -1,0 +1,254 @@
+package fido2
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// decodeStrict decodes one JSON value from r's body into v, refusing unknown fields,
+// trailing data and bodies over the limit.
+func decodeStrict(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeStrictBytes(body, v)
+}
+
+// readBody reads the (size-limited) body; an oversized body answers 413.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &Error{Code: http.StatusRequestEntityTooLarge, Msg: "request body too large", Err: err}
+		}
+		return nil, badRequest("cannot read request body", err)
+	}
+	return body, nil
+}
+
+func decodeStrictBytes(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed request: "+jsonErrorText(err), err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("malformed request: trailing data after JSON value", err)
+	}
+	return nil
+}
+
+// jsonErrorText describes a decoding error without echoing request content at length.
+func jsonErrorText(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, te.Type.String(), te.Value)
+	}
+	s := err.Error()
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return s
+}
+
+// decodeB64URL decodes unpadded (or padded) base64url, refusing the standard alphabet.
+func decodeB64URL(s string) ([]byte, error) {
+	return base64.RawURLEncoding.Strict().DecodeString(strings.TrimRight(s, "="))
+}
+
+// credentialJSON is a ServerPublicKeyCredential as the conformance tool sends it
+// (getClientExtensionResults, no rawId) or as a browser's PublicKeyCredential.toJSON()
+// produces it (rawId, clientExtensionResults, authenticatorAttachment), plus nevisFIDO's
+// userFriendlyName and userAgent. Pointers tell absent from empty.
+type credentialJSON struct {
+	ID                        *string         `json:"id"`
+	RawID                     *string         `json:"rawId"`
+	Type                      *string         `json:"type"`
+	Response                  *responseJSON   `json:"response"`
+	ClientExtensionResults    json.RawMessage `json:"clientExtensionResults"`
+	GetClientExtensionResults json.RawMessage `json:"getClientExtensionResults"`
+	AuthenticatorAttachment   *string         `json:"authenticatorAttachment"`
+	UserFriendlyName          string          `json:"userFriendlyName"`
+	UserAgent                 string          `json:"userAgent"`
+}
+
+// responseJSON covers both AuthenticatorAttestationResponse and
+// AuthenticatorAssertionResponse members (WebAuthn L3 §5.2.1, §5.2.2 JSON forms).
+type responseJSON struct {
+	ClientDataJSON     *string  `json:"clientDataJSON"`
+	AttestationObject  *string  `json:"attestationObject"`
+	AuthenticatorData  *string  `json:"authenticatorData"`
+	Signature          *string  `json:"signature"`
+	UserHandle         *string  `json:"userHandle"`
+	Transports         []string `json:"transports"`
+	PublicKey          *string  `json:"publicKey"`
+	PublicKeyAlgorithm *int64   `json:"publicKeyAlgorithm"`
+}
+
+// clientDataJSON holds the members of CollectedClientData (WebAuthn L3 §5.8.1) that are
+// checked before go-webauthn sees the response: the challenge finds the session.
+type clientDataJSON struct {
+	Type      *string `json:"type"`
+	Challenge *string `json:"challenge"`
+	Origin    *string `json:"origin"`
+}
+
+// parsedCredential is a validated credentialJSON with the normalised bytes go-webauthn
+// parses and the challenge from clientDataJSON.
+type parsedCredential struct {
+	id        []byte
+	challenge []byte
+	name      string
+	normal    []byte
+}
+
+func requireB64(field string, v *string) ([]byte, error) {
+	if v == nil {
+		return nil, badRequest(field+" is missing", nil)
+	}
+	if *v == "" {
+		return nil, badRequest(field+" is empty", nil)
+	}
+	b, err := decodeB64URL(*v)
+	if err != nil {
+		return nil, badRequest(field+" is not base64url", err)
+	}
+	if len(b) == 0 {
+		return nil, badRequest(field+" is empty", nil)
+	}
+	return b, nil
+}
+
+// parseCredential validates the structure of a result body (FIDO2 conformance
+// "ServerPublicKeyCredential" checks) for the given ceremony ("webauthn.create" or
+// "webauthn.get") and normalises it for go-webauthn: rawId is set to id and the
+// extension results are passed as clientExtensionResults.
+func parseCredential(body []byte, ceremony string) (*parsedCredential, error) {
+	var c credentialJSON
+	if err := decodeStrictBytes(body, &c); err != nil {
+		return nil, err
+	}
+	id, err := requireB64("id", c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if c.RawID != nil && *c.RawID != *c.ID {
+		return nil, badRequest("rawId does not match id", nil)
+	}
+	if c.Type == nil {
+		return nil, badRequest("type is missing", nil)
+	}
+	if *c.Type != "public-key" {
+		return nil, badRequest(`type is not "public-key"`, nil)
+	}
+	if c.Response == nil {
+		return nil, badRequest("response is missing", nil)
+	}
+	resp := c.Response
+	cdj, err := requireB64("response.clientDataJSON", resp.ClientDataJSON)
+	if err != nil {
+		return nil, err
+	}
+	normResp := map[string]any{"clientDataJSON": *resp.ClientDataJSON}
+	if ceremony == "webauthn.create" {
+		if _, err := requireB64("response.attestationObject", resp.AttestationObject); err != nil {
+			return nil, err
+		}
+		normResp["attestationObject"] = *resp.AttestationObject
+		if len(resp.Transports) > 0 {
+			normResp["transports"] = resp.Transports
+		}
+	} else {
+		if _, err := requireB64("response.authenticatorData", resp.AuthenticatorData); err != nil {
+			return nil, err
+		}
+		if _, err := requireB64("response.signature", resp.Signature); err != nil {
+			return nil, err
+		}
+		normResp["authenticatorData"] = *resp.AuthenticatorData
+		normResp["signature"] = *resp.Signature
+		if resp.UserHandle != nil && *resp.UserHandle != "" {
+			if _, err := decodeB64URL(*resp.UserHandle); err != nil {
+				return nil, badRequest("response.userHandle is not base64url", err)
+			}
+			normResp["userHandle"] = *resp.UserHandle
+		}
+	}
+	challenge, err := clientDataChallenge(cdj, ceremony)
+	if err != nil {
+		return nil, err
+	}
+	ext := c.ClientExtensionResults
+	if len(ext) == 0 {
+		ext = c.GetClientExtensionResults
+	}
+	if len(ext) == 0 || string(ext) == "null" {
+		ext = json.RawMessage("{}")
+	}
+	if ext[0] != '{' {
+		return nil, badRequest("clientExtensionResults is not an object", nil)
+	}
+	norm := map[string]any{
+		"id": *c.ID, "rawId": *c.ID, "type": "public-key", "response": normResp, "clientExtensionResults": ext,
+	}
+	if c.AuthenticatorAttachment != nil && *c.AuthenticatorAttachment != "" {
+		norm["authenticatorAttachment"] = *c.AuthenticatorAttachment
+	}
+	b, err := json.Marshal(norm)
+	if err != nil {
+		return nil, fmt.Errorf("fido2: normalise credential: %w", err)
+	}
+	if len(c.UserFriendlyName) > 128 {
+		return nil, badRequest("userFriendlyName is longer than 128 bytes", nil)
+	}
+	return &parsedCredential{id: id, challenge: challenge, name: c.UserFriendlyName, normal: b}, nil
+}
+
+// clientDataChallenge checks the clientData members the conformance tool mutates (type,
+// challenge, origin presence and types) and returns the decoded challenge.
+func clientDataChallenge(cdj []byte, ceremony string) ([]byte, error) {
+	var cd clientDataJSON
+	dec := json.NewDecoder(bytes.NewReader(cdj))
+	if err := dec.Decode(&cd); err != nil {
+		return nil, badRequest("clientDataJSON is malformed: "+jsonErrorText(err), err)
+	}
+	switch {
+	case cd.Type == nil:
+		return nil, badRequest("clientDataJSON.type is missing", nil)
+	case *cd.Type != ceremony:
+		return nil, badRequest(fmt.Sprintf("clientDataJSON.type is not %q", ceremony), nil)
+	case cd.Origin == nil || *cd.Origin == "":
+		return nil, badRequest("clientDataJSON.origin is missing or empty", nil)
+	}
+	ch, err := requireB64("clientDataJSON.challenge", cd.Challenge)
+	if err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// formatAAGUID renders 16 bytes as a UUID string (empty for other lengths).
+func formatAAGUID(b []byte) string {
+	if len(b) != 16 {
+		return ""
+	}
+	const hexd = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hexd[c>>4], hexd[c&0xf])
+	}
+	return string(out)
+}
