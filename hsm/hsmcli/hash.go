@@ -1,0 +1,5 @@
+package hsmcli
+
+import "crypto"
+
+const crypto256 = crypto.SHA256
