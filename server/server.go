@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/fidoserver/hwfido/hsm"
+	"github.com/fidoserver/hwfido/server/config"
+	"github.com/fidoserver/hwfido/server/store/sqlite"
+	"github.com/fidoserver/hwfido/server/uafsvc"
+)
+
+// NewLogger returns the slog logger configured by c.
+func NewLogger(c config.Log) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// Run builds the server from cfg and serves until ctx is done, then shuts down gracefully.
+func Run(ctx context.Context, cfg *config.Config, version string) error {
+	log := NewLogger(cfg.Log)
+	s, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	log.Info("hwfido-server listening", "addr", ln.Addr().String(), "version", version, "tls", cfg.Server.TLS.CertFile != "")
+	return s.Serve(ctx, ln)
+}
+
+// Server is the running FIDO server.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	token   *hsm.Token
+	db      *sqlite.DB
+	handler http.Handler
+	uaf     *uafsvc.Service
+}
+
+// New opens the HSM token and the store and builds every service. On error nothing stays
+// open.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.token, err = hsm.Open(ctx, hsm.Config{URI: cfg.HSM.URI, Sessions: cfg.HSM.Sessions,
+		AcquireTimeout: cfg.HSM.AcquireTimeout.D(), Logger: log.With("component", "hsm")})
+	if err != nil {
+		return nil, fmt.Errorf("server: hsm: %w", err)
+	}
+	s.db, err = sqlite.Open(ctx, sqlite.Options{Path: cfg.Store.Path})
+	if err != nil {
+		return nil, fmt.Errorf("server: store: %w", err)
+	}
+	api, err := s.routes()
+	if err != nil {
+		return nil, err
+	}
+	s.handler = api.Router()
+	return s, nil
+}
+
+// Handler returns the HTTP handler of every endpoint.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close releases the store and the HSM token.
+func (s *Server) Close() {
+	if s.db != nil {
+		s.db.Close()
+	}
+	if s.token != nil {
+		s.token.Close()
+	}
+}
+
+// Serve serves on ln until ctx is done; it also purges expired single-use records.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       s.cfg.Server.ReadTimeout.D(),
+		WriteTimeout:      s.cfg.Server.WriteTimeout.D(),
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if t := s.cfg.Server.TLS; t.CertFile != "" {
+		tc, err := tlsConfig(t)
+		if err != nil {
+			return err
+		}
+		hs.TLSConfig = tc
+		ln = tls.NewListener(ln, tc)
+	}
+	go s.purgeLoop(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if n, err := s.db.PurgeExpired(ctx, now); err != nil {
+				s.log.Warn("purge of expired records failed", "err", err)
+			} else if n > 0 {
+				s.log.Debug("purged expired records", "count", n)
+			}
+		}
+	}
+}
+
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server: tls: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: tls: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server: tls: %s holds no certificate", t.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
+}
+
+// tokenSigner adapts the HSM token to resulttoken.Signer.
+type tokenSigner struct{ t *hsm.Token }
+
+func (ts tokenSigner) SignES256(ctx context.Context, msg []byte) ([]byte, string, error) {
+	return ts.t.SignES256(ctx, msg)
+}
+func (ts tokenSigner) ActiveKeyID() string { return ts.t.ActiveKID(hsm.PurposeTokenSigning) }

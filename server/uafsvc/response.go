@@ -1,0 +1,506 @@
+package uafsvc
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/fidoserver/hwfido/attestation"
+	"github.com/fidoserver/hwfido/metadata"
+	"github.com/fidoserver/hwfido/server/resulttoken"
+	"github.com/fidoserver/hwfido/server/serverdata"
+	"github.com/fidoserver/hwfido/server/store"
+	"github.com/fidoserver/hwfido/uaf"
+)
+
+// Outcome is the result of a checked response, for callers that follow sessions (the
+// out-of-band status service).
+type Outcome struct {
+	Response *uaf.ServerResponse
+	Username string
+	Session  string
+	Keys     []store.UAFRegistration
+	Err      error // nil on success
+}
+
+// Respond checks a SendUAFResponse for op ("Reg" or "Auth") and returns the ServerResponse.
+func (s *Service) Respond(ctx context.Context, op string, body []byte) (any, error) {
+	out, err := s.Process(ctx, uaf.Operation(op), body)
+	if err != nil {
+		return nil, err
+	}
+	return out.Response, nil
+}
+
+// Process is Respond with the details of the outcome. Only transport problems and outages
+// are returned as errors; UAF refusals are in out.Response (and out.Err).
+func (s *Service) Process(ctx context.Context, op uaf.Operation, body []byte) (*Outcome, error) {
+	send, err := uaf.DecodeSendUAFResponse(body)
+	if err != nil {
+		return s.refused(err, nil), nil
+	}
+	var out *Outcome
+	switch op {
+	case uaf.OpReg:
+		out, err = s.register(ctx, send)
+	case uaf.OpAuth:
+		out, err = s.authenticate(ctx, send)
+	default:
+		return nil, badRequest("unknown operation")
+	}
+	if err != nil {
+		if !isRefusal(err) {
+			return nil, err
+		}
+		return s.refused(err, out), nil
+	}
+	return out, nil
+}
+
+// refused turns a refusal into its ServerResponse (statusOf chooses the code).
+func (s *Service) refused(err error, out *Outcome) *Outcome {
+	code, desc := statusOf(err)
+	if out == nil {
+		out = &Outcome{}
+	}
+	out.Err = err
+	out.Response = &uaf.ServerResponse{StatusCode: code, Description: desc}
+	s.log.Info("uaf response refused", "status", int(code), "user", out.Username, "err", err.Error())
+	return out
+}
+
+// checked is what the common first steps establish about a response message.
+type checked struct {
+	header   uaf.OperationHeader
+	fcParams string // as received
+	fc       *uaf.FinalChallengeParams
+	sd       *serverdata.Data
+}
+
+// checkCommon applies steps 1–3 of both response checks: serverData authentic, unexpired,
+// of this operation; FinalChallengeParams bound to it (UAF 1.1 protocol §3.4.6.5 steps 1–3,
+// §3.5.7.5 steps 1–3).
+func (s *Service) checkCommon(ctx context.Context, op uaf.Operation, header uaf.OperationHeader, fcParams string) (*checked, error) {
+	if header.Op != op {
+		return nil, fail(uaf.StatusUnacceptableContent, "header.op is not "+string(op), nil)
+	}
+	if header.UPV.Major != 1 || header.UPV.Minor != 1 {
+		return nil, fail(uaf.StatusUnacceptableContent, "unsupported protocol version", nil)
+	}
+	if header.AppID != "" && header.AppID != s.o.AppID {
+		return nil, fail(uaf.StatusUnacceptableContent, "header.appID is not this server's AppID", nil)
+	}
+	sd, err := s.o.Sealer.Open(ctx, header.ServerData, s.o.Now())
+	switch {
+	case errors.Is(err, serverdata.ErrInvalid):
+		return nil, fail(uaf.StatusRequestInvalid, "serverData is not authentic", err)
+	case errors.Is(err, serverdata.ErrExpired):
+		return nil, fail(uaf.StatusRequestInvalid, "the request has expired", err)
+	case err != nil:
+		return nil, err
+	}
+	if sd.Op != string(op) {
+		return nil, fail(uaf.StatusRequestInvalid, "serverData belongs to another operation", nil)
+	}
+	fc, err := uaf.DecodeFinalChallengeParams(fcParams)
+	if err != nil {
+		return nil, err
+	}
+	if fc.AppID != s.o.AppID {
+		return nil, fail(uaf.StatusUnacceptableContent, "fcParams.appID is not this server's AppID", nil)
+	}
+	if subtle.ConstantTimeCompare([]byte(fc.Challenge), []byte(sd.Challenge)) != 1 {
+		return nil, fail(uaf.StatusUnacceptableContent, "fcParams.challenge is not the challenge of this request", nil)
+	}
+	if !s.facets[fc.FacetID] {
+		return nil, fail(uaf.StatusUnacceptableContent, "fcParams.facetID is not a trusted facet", nil)
+	}
+	if err := checkChannelBinding(fc.ChannelBinding); err != nil {
+		return nil, err
+	}
+	return &checked{header: header, fcParams: fcParams, fc: fc, sd: sd}, nil
+}
+
+// checkChannelBinding accepts an empty binding or one the server cannot contradict. The
+// server sits behind a TLS-terminating proxy, so it knows no TLS data to compare; a
+// cid_pubkey must at least be well-formed (UAF 1.1 protocol §3.1.9).
+func checkChannelBinding(cb uaf.ChannelBinding) error {
+	if cb.CIDPubkey != "" && cb.CIDPubkey != "unused" && cb.CIDPubkey != "unusable" {
+		if _, err := base64.RawURLEncoding.DecodeString(cb.CIDPubkey); err != nil {
+			return fail(uaf.StatusChannelBindingRefused, "channelBinding.cid_pubkey is malformed", err)
+		}
+	}
+	return nil
+}
+
+// statement returns the metadata of aaid or refuses with 1480: authenticators without
+// metadata are not accepted (nevisFIDO halts all operations with them).
+func (s *Service) statement(aaid string) (*metadata.Statement, error) {
+	st, ok := s.o.Metadata.ByAAID(aaid)
+	if !ok {
+		return nil, fail(uaf.StatusUnknownAAID, "no metadata for AAID "+aaid, nil)
+	}
+	if err := s.o.StatusPolicy.Check(st, metadata.StatusCheck{Time: s.o.Now()}); err != nil {
+		return nil, fail(uaf.StatusRevokedAuthenticator, "the authenticator's metadata status refuses it", err)
+	}
+	return st, nil
+}
+
+// info describes an authenticator for policy matching: capabilities from its metadata,
+// identity, algorithm and attestation type from the assertion (UAF 1.1 protocol §3.4.7;
+// reference uaf-protocol.md §4).
+func info(st *metadata.Statement, aaid, keyID string, alg uaf.Alg, attType uaf.AttestationType) uaf.AuthenticatorInfo {
+	var uv []uaf.UserVerify
+	for _, c := range st.UserVerificationCombinations() {
+		uv = append(uv, uaf.UserVerify(c))
+	}
+	return uaf.AuthenticatorInfo{
+		AAID: aaid, KeyID: keyID, UserVerification: uv,
+		KeyProtection: uaf.KeyProtection(st.KeyProtection), MatcherProtection: uaf.MatcherProtection(st.MatcherProtection),
+		AttachmentHint: uaf.AttachmentHint(st.AttachmentHint), TCDisplay: uaf.TCDisplay(st.TcDisplay),
+		AuthenticationAlgorithms: []uaf.Alg{alg}, AssertionSchemes: []string{uaf.AssertionSchemeUAFV1TLV},
+		AttestationTypes: []uaf.AttestationType{attType}, AuthenticatorVersion: uint16(min(st.AuthenticatorVersion, 0xFFFF)),
+	}
+}
+
+// accepts reports whether inf matches some MatchCriteria of p.Accepted and none of
+// p.Disallowed. Whether the whole set of assertions covers an alternative is checked
+// afterwards with Policy.Covers.
+func accepts(p *uaf.Policy, inf *uaf.AuthenticatorInfo) bool {
+	if p.Disallows(inf) {
+		return false
+	}
+	for _, alt := range p.Accepted {
+		for i := range alt {
+			if alt[i].Matches(inf) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// criticalExtensions refuses an assertion with a critical extension the server does not
+// understand (UAF 1.1 protocol §3.1.4: fail_if_unknown). The server understands none.
+func criticalExtensions(exts []uaf.TLVExtension) error {
+	if id := uaf.HasUnknownCritical(exts); id != "" {
+		return fail(uaf.StatusUnacceptableContent, "unknown critical extension "+id, nil)
+	}
+	return nil
+}
+
+// register checks a registration response (UAF 1.1 protocol §3.4.6.5) and stores it.
+func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Outcome, error) {
+	resp, err := uaf.DecodeResponse([]byte(send.UAFResponse))
+	if err != nil {
+		return nil, err
+	}
+	msg := resp.Registration
+	if msg == nil {
+		return nil, fail(uaf.StatusUnacceptableContent, "uafResponse is not a RegistrationResponse", nil)
+	}
+	c, err := s.checkCommon(ctx, uaf.OpReg, msg.Header, msg.FCParams)
+	if err != nil {
+		return nil, err
+	}
+	out := &Outcome{Username: c.sd.Username, Session: c.sd.Session}
+	pol, ok := s.o.Policies[c.sd.Policy]
+	if !ok {
+		return out, fail(uaf.StatusRequestInvalid, "the request's policy no longer exists", nil)
+	}
+	if len(msg.Assertions) == 0 {
+		return out, fail(uaf.StatusUnacceptableContent, "no assertions", nil)
+	}
+	existing, err := s.o.Store.UAFRegistrations(ctx, c.sd.Username)
+	if err != nil {
+		return out, err
+	}
+	for _, r := range existing {
+		pol.Disallowed = append(pol.Disallowed, uaf.MatchCriteria{AAID: []string{r.AAID}, KeyIDs: []string{r.KeyID}})
+	}
+	var regs []store.UAFRegistration
+	var infos []uaf.AuthenticatorInfo
+	for i, a := range msg.Assertions {
+		r, inf, err := s.checkRegAssertion(c, a, pol)
+		if err != nil {
+			return out, fmt.Errorf("assertion %d: %w", i, err)
+		}
+		regs = append(regs, *r)
+		infos = append(infos, inf)
+	}
+	if _, ok := pol.Covers(infos); !ok {
+		return out, fail(uaf.StatusUnacceptableAuthenticator, "the authenticators do not satisfy the policy", nil)
+	}
+	err = s.o.Store.RegisterUAF(ctx, store.Consumption{Nonce: c.sd.Nonce, ExpiresAt: c.sd.ExpiresAt()}, c.sd.Username, regs)
+	switch {
+	case errors.Is(err, store.ErrReplay):
+		return out, fail(uaf.StatusRequestInvalid, "the request was already used", err)
+	case errors.Is(err, store.ErrAlreadyExists):
+		return out, fail(uaf.StatusUnacceptableAuthenticator, "the key is already registered", err)
+	case err != nil:
+		return out, err
+	}
+	for _, r := range regs {
+		s.log.Info("audit: uaf registration", "user", c.sd.Username, "aaid", r.AAID, "keyID", r.KeyID, "attestation", fmt.Sprintf("%#x", r.AttestationType))
+	}
+	out.Keys = regs
+	out.Response = &uaf.ServerResponse{StatusCode: uaf.StatusOK, Description: "OK"}
+	return out, nil
+}
+
+// checkRegAssertion applies steps 4–9 of §3.4.6.5 to one assertion.
+func (s *Service) checkRegAssertion(c *checked, a uaf.AuthenticatorRegistrationAssertion, pol uaf.Policy) (*store.UAFRegistration, uaf.AuthenticatorInfo, error) {
+	var none uaf.AuthenticatorInfo
+	if a.AssertionScheme != "UAFV1TLV" {
+		return nil, none, fail(uaf.StatusUnacceptableContent, "assertionScheme is not UAFV1TLV", nil)
+	}
+	raw, err := uaf.DecodeBase64URL(a.Assertion)
+	if err != nil {
+		return nil, none, fail(uaf.StatusUnacceptableContent, "assertion is not base64url", err)
+	}
+	ra, err := uaf.ParseRegAssertion(raw)
+	if err != nil {
+		return nil, none, err
+	}
+	st, err := s.statement(ra.AAID)
+	if err != nil {
+		return nil, none, err
+	}
+	keyID := uaf.EncodeBase64URL(ra.KeyID)
+	inf := info(st, ra.AAID, keyID, ra.SignAlg, ra.AttestationType)
+	if pol.Disallows(&inf) {
+		return nil, none, fail(uaf.StatusUnacceptableAuthenticator, "the key is disallowed by the policy (already registered?)", nil)
+	}
+	if !accepts(&pol, &inf) {
+		return nil, none, fail(uaf.StatusUnacceptableAuthenticator, "the authenticator is not accepted by the policy", nil)
+	}
+	if ra.AuthenticationMode != uaf.ModeUserVerified {
+		return nil, none, fail(uaf.StatusUnacceptableContent, "AuthenticationMode of a registration must be 0x01", nil)
+	}
+	if !st.HasAuthenticationAlgorithm(uint16(ra.SignAlg)) {
+		return nil, none, fail(uaf.StatusUnacceptableAlgorithm, "signature algorithm not in the authenticator's metadata", nil)
+	}
+	if !st.HasPublicKeyAlgAndEncoding(uint16(ra.PubKeyEncoding)) {
+		return nil, none, fail(uaf.StatusUnacceptableAlgorithm, "public key encoding not in the authenticator's metadata", nil)
+	}
+	if uint32(ra.AuthenticatorVersion) < st.AuthenticatorVersion {
+		return nil, none, fail(uaf.StatusUnacceptableAuthenticator, "authenticator version older than the metadata's", nil)
+	}
+	if err := ra.CheckFinalChallenge(c.fcParams); err != nil {
+		return nil, none, err
+	}
+	// UAuth.pub must parse in its declared encoding and fit the algorithm (1494/1495).
+	if _, err := uaf.ParsePublicKey(ra.PubKeyEncoding, ra.SignAlg, ra.PubKey); err != nil {
+		return nil, none, err
+	}
+	if !st.HasAttestationType(uint16(ra.AttestationType)) {
+		return nil, none, fail(uaf.StatusUnacceptableAttestation, "attestation type not in the authenticator's metadata", nil)
+	}
+	var allowed []uaf.AttestationType
+	for _, t := range st.AttestationTypes {
+		allowed = append(allowed, uaf.AttestationType(t))
+	}
+	res, err := attestation.VerifyUAF(ra, attestation.UAFOptions{Roots: st.AttestationRoots, AllowedTypes: allowed, CurrentTime: s.o.AttestationTime()})
+	if err != nil {
+		return nil, none, err
+	}
+	var leaf []byte
+	if len(res.Chain) > 0 {
+		leaf = res.Chain[0].Raw
+	}
+	if err := criticalExtensions(ra.Extensions); err != nil {
+		return nil, none, err
+	}
+	var tc []byte
+	if len(a.TCDisplayPNGCharacteristics) > 0 {
+		tc, _ = json.Marshal(a.TCDisplayPNGCharacteristics)
+	}
+	return &store.UAFRegistration{AAID: ra.AAID, KeyID: keyID, PublicKey: ra.PubKey, PublicKeyEncoding: uint16(ra.PubKeyEncoding),
+		SignatureAlgorithm: uint16(ra.SignAlg), AuthenticatorVersion: ra.AuthenticatorVersion,
+		SignCounter: ra.SignCounter, RegCounter: ra.RegCounter, AttestationType: uint16(ra.AttestationType),
+		AttestationCert: leaf, TCDisplayPNG: tc}, inf, nil
+}
+
+// authenticate checks an authentication response (UAF 1.1 protocol §3.5.7.5).
+func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (*Outcome, error) {
+	resp, err := uaf.DecodeResponse([]byte(send.UAFResponse))
+	if err != nil {
+		return nil, err
+	}
+	msg := resp.Authentication
+	if msg == nil {
+		return nil, fail(uaf.StatusUnacceptableContent, "uafResponse is not an AuthenticationResponse", nil)
+	}
+	c, err := s.checkCommon(ctx, uaf.OpAuth, msg.Header, msg.FCParams)
+	if err != nil {
+		return nil, err
+	}
+	out := &Outcome{Username: c.sd.Username, Session: c.sd.Session}
+	if len(msg.Assertions) == 0 {
+		return out, fail(uaf.StatusUnacceptableContent, "no assertions", nil)
+	}
+	var pol uaf.Policy
+	if c.sd.Username == "" {
+		p, ok := s.o.Policies[c.sd.Policy]
+		if !ok {
+			return out, fail(uaf.StatusRequestInvalid, "the request's policy no longer exists", nil)
+		}
+		pol = p
+	}
+	var updates []store.CounterUpdate
+	var infos []uaf.AuthenticatorInfo
+	var keys []store.UAFRegistration
+	var txHash string
+	user := c.sd.Username
+	for i, a := range msg.Assertions {
+		reg, inf, upd, th, err := s.checkAuthAssertion(ctx, c, a)
+		if err != nil {
+			return out, fmt.Errorf("assertion %d: %w", i, err)
+		}
+		switch {
+		case c.sd.Username != "" && reg.Username != c.sd.Username:
+			return out, fail(uaf.StatusUnauthorized, "the key is not registered to the requested user", nil)
+		case user == "":
+			user = reg.Username
+		case reg.Username != user:
+			return out, fail(uaf.StatusUnacceptableContent, "assertions of different users", nil)
+		}
+		if c.sd.Username == "" && !accepts(&pol, &inf) {
+			return out, fail(uaf.StatusUnacceptableAuthenticator, "the authenticator is not accepted by the policy", nil)
+		}
+		updates = append(updates, upd)
+		infos = append(infos, inf)
+		keys = append(keys, *reg)
+		if th != "" {
+			txHash = th
+		}
+	}
+	if _, ok := pol.Covers(infos); c.sd.Username == "" && !ok {
+		return out, fail(uaf.StatusUnacceptableAuthenticator, "the authenticators do not satisfy the policy", nil)
+	}
+	out.Username = user
+	cons := store.Consumption{Nonce: c.sd.Nonce, ExpiresAt: c.sd.ExpiresAt()}
+	err = s.o.Store.AuthenticateUAF(ctx, cons, updates)
+	if errors.Is(err, store.ErrCounter) {
+		s.possibleClone(ctx, user, keys, updates)
+		if !s.o.RecordOnlyCounters {
+			return out, fail(uaf.StatusUnacceptableContent, "signature counter did not increase (possible cloned authenticator)", err)
+		}
+		// Record-only: consume the request without moving the counter back.
+		err = s.o.Store.AuthenticateUAF(ctx, cons, nil)
+	}
+	switch {
+	case errors.Is(err, store.ErrReplay):
+		return out, fail(uaf.StatusRequestInvalid, "the request was already used", err)
+	case errors.Is(err, store.ErrNotFound):
+		return out, fail(uaf.StatusUnknownKeyID, "the key was deregistered meanwhile", err)
+	case err != nil:
+		return out, err
+	}
+	tok, err := s.o.Results.Issue(ctx, resulttoken.Claims{Username: user, Operation: "Auth", AAID: keys[0].AAID, KeyID: keys[0].KeyID,
+		TxHash: txHash, SessionID: c.sd.Session})
+	if err != nil {
+		return out, err
+	}
+	s.log.Info("audit: uaf authentication", "user", user, "aaid", keys[0].AAID, "keyID", keys[0].KeyID, "transaction", txHash != "")
+	out.Keys = keys
+	out.Response = &uaf.ServerResponse{StatusCode: uaf.StatusOK, Description: "OK",
+		AdditionalTokens: []uaf.Token{{Type: "JWT", Value: tok}}}
+	return out, nil
+}
+
+func (s *Service) possibleClone(ctx context.Context, user string, keys []store.UAFRegistration, ups []store.CounterUpdate) {
+	for i, k := range keys {
+		detail := fmt.Sprintf("stored counter %d, received %d", k.SignCounter, ups[i].SignCounter)
+		s.log.Warn("audit: possible cloned authenticator", "user", user, "aaid", k.AAID, "keyID", k.KeyID, "detail", detail)
+		if err := s.o.Store.RecordSecurityEvent(ctx, store.SecurityEvent{Kind: store.EventPossibleClone, Username: user,
+			AAID: k.AAID, KeyID: k.KeyID, Detail: detail, At: s.o.Now()}); err != nil {
+			s.log.Error("recording a security event failed", "err", err)
+		}
+	}
+}
+
+// checkAuthAssertion applies steps 4–8 of §3.5.7.5 to one assertion, without changing state.
+func (s *Service) checkAuthAssertion(ctx context.Context, c *checked, a uaf.AuthenticatorSignAssertion) (*store.UAFRegistration, uaf.AuthenticatorInfo, store.CounterUpdate, string, error) {
+	var none uaf.AuthenticatorInfo
+	var noUp store.CounterUpdate
+	if a.AssertionScheme != "UAFV1TLV" {
+		return nil, none, noUp, "", fail(uaf.StatusUnacceptableContent, "assertionScheme is not UAFV1TLV", nil)
+	}
+	raw, err := uaf.DecodeBase64URL(a.Assertion)
+	if err != nil {
+		return nil, none, noUp, "", fail(uaf.StatusUnacceptableContent, "assertion is not base64url", err)
+	}
+	aa, err := uaf.ParseAuthAssertion(raw)
+	if err != nil {
+		return nil, none, noUp, "", err
+	}
+	sd := aa.SignedData
+	keyID := uaf.EncodeBase64URL(sd.KeyID)
+	reg, err := s.o.Store.UAFRegistration(ctx, sd.AAID, keyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, none, noUp, "", fail(uaf.StatusUnknownKeyID, "unknown KeyID", err)
+	}
+	if err != nil {
+		return nil, none, noUp, "", err
+	}
+	st, err := s.statement(sd.AAID)
+	if err != nil {
+		return nil, none, noUp, "", err
+	}
+	if uint16(sd.SignAlg) != reg.SignatureAlgorithm {
+		return nil, none, noUp, "", fail(uaf.StatusUnacceptableAlgorithm, "signature algorithm differs from the registered one", nil)
+	}
+	if err := aa.CheckFinalChallenge(c.fcParams); err != nil {
+		return nil, none, noUp, "", err
+	}
+	txHash, err := checkTransaction(c.sd.Tx, sd.SignAlg, sd.AuthenticationMode, sd.TransactionContentHash)
+	if err != nil {
+		return nil, none, noUp, "", err
+	}
+	pub, err := uaf.ParsePublicKey(uaf.KeyEncoding(reg.PublicKeyEncoding), sd.SignAlg, reg.PublicKey)
+	if err != nil {
+		return nil, none, noUp, "", fmt.Errorf("uafsvc: stored key of %s does not parse: %w", keyID, err)
+	}
+	if err := uaf.VerifySignature(sd.SignAlg, pub, aa.RawSignedData, aa.Signature); err != nil {
+		return nil, none, noUp, "", fail(uaf.StatusUnacceptableContent, "signature does not verify", err)
+	}
+	if err := criticalExtensions(sd.Extensions); err != nil {
+		return nil, none, noUp, "", err
+	}
+	inf := info(st, sd.AAID, keyID, sd.SignAlg, uaf.AttestationType(reg.AttestationType))
+	return reg, inf, store.CounterUpdate{RegistrationID: reg.ID, SignCounter: sd.SignCounter, UsedAt: s.o.Now()}, txHash, nil
+}
+
+// checkTransaction applies the AuthenticationMode and TransactionContentHash rules: without
+// a transaction mode 0x01 and an empty hash; with one mode 0x02 and the hash of the content
+// the server sent, computed with the algorithm's hash. It returns the base64url SHA-256 of
+// the confirmed content for the result token.
+func checkTransaction(tx []serverdata.Transaction, alg uaf.Alg, mode uint8, got []byte) (string, error) {
+	if len(tx) == 0 {
+		if mode != uaf.ModeUserVerified {
+			return "", fail(uaf.StatusUnacceptableContent, "AuthenticationMode must be 0x01 without a transaction", nil)
+		}
+		if len(got) != 0 {
+			return "", fail(uaf.StatusUnacceptableContent, "transaction content hash must be empty without a transaction", nil)
+		}
+		return "", nil
+	}
+	if mode != uaf.ModeTransactionConfirmed {
+		return "", fail(uaf.StatusUnacceptableContent, "AuthenticationMode must be 0x02 with a transaction", nil)
+	}
+	h := alg.Hash()
+	if h == 0 {
+		return "", fail(uaf.StatusUnacceptableAlgorithm, "signature algorithm not supported", nil)
+	}
+	name := h.String()
+	for _, t := range tx {
+		if want, ok := t.Digests[name]; ok && len(got) == len(want) && subtle.ConstantTimeCompare(want, got) == 1 {
+			return base64.RawURLEncoding.EncodeToString(t.Digests["SHA-256"]), nil
+		}
+	}
+	return "", fail(uaf.StatusUnacceptableContent, "transaction content hash does not match the transaction", nil)
+}
