@@ -272,8 +272,9 @@ func (c *Config) Validate() error {
 	if c.Store.Path == "" {
 		return bad("store.path", "is required")
 	}
-	if u, err := url.Parse(c.UAF.AppID); c.UAF.AppID == "" || err != nil || u.Scheme != "https" || len(c.UAF.AppID) > 512 {
-		return bad("fido-uaf.app-id", "must be an https URL of at most 512 characters")
+	if u, err := url.Parse(c.UAF.AppID); c.UAF.AppID == "" || err != nil || len(c.UAF.AppID) > 512 ||
+		!(u.Scheme == "https" || (u.Scheme == "http" && isLoopback(u.Hostname()))) {
+		return bad("fido-uaf.app-id", "must be an https URL of at most 512 characters (http only on loopback, for development)")
 	}
 	if len(c.UAF.Facets) == 0 {
 		return bad("fido-uaf.facets", "must list at least one trusted facet ID")
@@ -321,6 +322,15 @@ func (c *Config) Validate() error {
 		return bad("log.format", "must be text or json")
 	}
 	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkFacet accepts the three facet ID forms of the UAF AppID and Facet specification.

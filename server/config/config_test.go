@@ -51,6 +51,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"sessions: 4", "sessions: 999", "hsm.sessions"},
 		{"path: /var/lib/hwfido/hwfido.db", "path: ''", "store.path"},
 		{"app-id: https://", "app-id: http://", "fido-uaf.app-id"},
+		{"app-id: https://fido.example.com", "app-id: ftp://127.0.0.1", "fido-uaf.app-id"},
 		{"- https://fido.example.com\n", "- https://fido.example.com/path\n", "fido-uaf.facets[0]"},
 		{"default-policy: default", "default-policy: strict", "fido-uaf.default-policy"},
 		{"counter-policy: reject", "counter-policy: ignore", "fido-uaf.counter-policy"},
@@ -103,5 +104,12 @@ func TestEnvOverrides(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "hsm.sessions") || !strings.Contains(err.Error(), "HWFIDO_HSM_SESSIONS") {
 		t.Fatalf("bad override: %v", err)
+	}
+}
+
+func TestLoopbackHTTPAppID(t *testing.T) {
+	in := strings.Replace(base(t), "app-id: https://fido.example.com", "app-id: http://127.0.0.1:9080", 1)
+	if _, err := config.Parse([]byte(in), noEnv); err != nil {
+		t.Fatalf("http AppID on loopback refused: %v", err)
 	}
 }
