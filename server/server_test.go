@@ -93,7 +93,7 @@ fido-uaf:
     default:
       accepted:
         - - assertionSchemes: [UAFV1TLV]
-            authenticationAlgorithms: [1, 2, 3, 4, 5, 6, 8, 9]
+            authenticationAlgorithms: [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
     fc01-only:
       accepted:
         - - aaid: ["FFFF#FC01"]
