@@ -38,9 +38,9 @@ const (
 )
 
 var build struct {
-	once sync.Once
+	mu   sync.Mutex
 	dir  string
-	err  error
+	done map[string]error
 }
 
 // root returns the repository root (two levels above this file).
@@ -49,36 +49,38 @@ func root() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// Bin returns the path of a command built from ./cmd/<name>. All commands are built once
-// per test binary (with -race when the test binary has it, so child processes are checked
-// too).
+// Bin returns the path of the command built from ./cmd/<name>, building it on first use
+// in this test binary (with -race when the test binary has it, so child processes are
+// checked too).
 func Bin(tb testing.TB, name string) string {
 	tb.Helper()
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "hwfido-bin-")
-		if build.err != nil {
-			return
+	build.mu.Lock()
+	defer build.mu.Unlock()
+	if build.dir == "" {
+		d, err := os.MkdirTemp("", "hwfido-bin-")
+		if err != nil {
+			tb.Fatal(err)
 		}
-		args := []string{"build", "-o", build.dir + "/"}
+		build.dir, build.done = d, map[string]error{}
+	}
+	err, ok := build.done[name]
+	if !ok {
+		args := []string{"build", "-o", filepath.Join(build.dir, name)}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		args = append(args, "./cmd/...")
-		cmd := exec.Command("go", args...)
+		cmd := exec.Command("go", append(args, "./cmd/"+name)...)
 		cmd.Dir = root()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		if out, berr := cmd.CombinedOutput(); berr != nil {
+			err = fmt.Errorf("go build ./cmd/%s: %v\n%s", name, berr, out)
 		}
-	})
-	if build.err != nil {
-		tb.Fatal(build.err)
+		build.done[name] = err
 	}
-	p := filepath.Join(build.dir, name)
-	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("binary %s was not built: %v", name, err)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return p
+	return filepath.Join(build.dir, name)
 }
 
 // FreePort returns a loopback port that was free a moment ago.
