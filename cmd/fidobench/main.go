@@ -3,6 +3,7 @@
 // loopback. It reports ceremonies/s and latency percentiles.
 //
 //	fidobench statement > metadata/fidobench.json     # load this into the server first
+//	fidobench demo -url … -facet … -login-key … -iss … -user alice   # one of each flow, printed
 //	fidobench run -url http://127.0.0.1:9080 -facet https://app.test -login-key login.key \
 //	          -iss https://login.test -aud hwfido -clients 64 -duration 10s
 package main
@@ -33,8 +34,8 @@ func main() {
 			fail(err)
 		}
 		os.Stdout.Write(append(b, '\n'))
-	case "run":
-		fs := flag.NewFlagSet("run", flag.ExitOnError)
+	case "run", "demo":
+		fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 		o := loadgen.Options{}
 		fs.StringVar(&o.URL, "url", "http://127.0.0.1:9080", "server base URL (loopback only)")
 		fs.StringVar(&o.FacetID, "facet", "", "a trusted facet ID of the server")
@@ -44,6 +45,7 @@ func main() {
 		fs.StringVar(&o.Issuer, "iss", "", "caller-token issuer")
 		fs.StringVar(&o.Audience, "aud", "hwfido", "caller-token audience")
 		keyFile := fs.String("login-key", "", "login-service private key (PEM) for caller tokens")
+		user := fs.String("user", "alice", "demo: the user to register")
 		fs.Parse(os.Args[2:])
 		k, err := readKey(*keyFile)
 		if err != nil {
@@ -52,6 +54,12 @@ func main() {
 		o.LoginKey = k
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
+		if os.Args[1] == "demo" {
+			if err := loadgen.Demo(ctx, o, *user, os.Stdout); err != nil {
+				fail(err)
+			}
+			return
+		}
 		res, err := loadgen.Run(ctx, o)
 		if err != nil {
 			fail(err)
