@@ -6,9 +6,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fidoserver/hwfido/hsm/hsmtest"
+	"github.com/fidoserver/hwfido/uaf"
+	"github.com/fidoserver/hwfido/uaf/uaftest"
 )
 
 // BenchmarkCryptoFloor measures the cryptography one UAF authentication cannot avoid: the
@@ -40,6 +44,50 @@ func BenchmarkCryptoFloor(b *testing.B) {
 			}
 			if _, _, err := tok.SignES256(ctx, claims); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkAuthenticationCeremony runs complete step-up authentications (request +
+// response over HTTP to an in-process server on SoftHSM and SQLite) from parallel clients,
+// each with its own authenticator and user (a device does not race its own counter).
+func BenchmarkAuthenticationCeremony(b *testing.B) {
+	a0, err := uaftest.New(uaftest.Options{AAID: "FFFF#FB02", Attestation: uaf.AttestationBasicSurrogate})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, _ := a0.MetadataStatement()
+	e := newEnvTB(b, envOptions{metadata: [][]byte{st}})
+	var n atomic.Int32
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		a, err := uaftest.New(uaftest.Options{AAID: "FFFF#FB02", Attestation: uaf.AttestationBasicSurrogate})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		user := fmt.Sprintf("bench%d", n.Add(1))
+		_, r, _ := e.getRequest("Reg", map[string]string{"username": user}, e.callerToken(user))
+		resp, err := a.Respond(r.UAFRequest, facetID)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		if sr := e.sendResponse("Reg", resp); sr.StatusCode != uaf.StatusOK {
+			b.Error(sr)
+			return
+		}
+		for pb.Next() {
+			_, r, _ := e.getRequest("Auth", map[string]string{"username": user}, "")
+			resp, err := a.Respond(r.UAFRequest, facetID)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if sr := e.sendResponse("Auth", resp); sr.StatusCode != uaf.StatusOK {
+				b.Error(sr)
+				return
 			}
 		}
 	})

@@ -35,7 +35,7 @@ const (
 
 // env is one in-process server on a real SoftHSM token and a real SQLite file.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *server.Server
 	http     *httptest.Server
 	token    *hsmtest.Token
@@ -50,7 +50,10 @@ type envOptions struct {
 	maxBody       int
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t *testing.T, o envOptions) *env { return newEnvTB(t, o) }
+
+// newEnvTB is newEnv for tests and benchmarks.
+func newEnvTB(t testing.TB, o envOptions) *env {
 	t.Helper()
 	dir := t.TempDir()
 	tok := hsmtest.NewTokenWith(t, hsmtest.Options{Quiet: true})

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -27,6 +28,14 @@ type DB struct {
 	w   *sql.DB // writer: one connection, immediate transactions
 	r   *sql.DB // readers
 	now func() time.Time
+
+	mu    sync.Mutex
+	stmts map[stmtKey]*sql.Stmt // prepared hot-path statements, per pool
+}
+
+type stmtKey struct {
+	write bool
+	query string
 }
 
 // Options configures [Open]. The zero value of every field but Path is usable.
@@ -80,17 +89,81 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	r.SetMaxOpenConns(opts.ReadConns)
 	r.SetMaxIdleConns(opts.ReadConns)
-	db := &DB{w: w, r: r, now: opts.Now}
+	db := &DB{w: w, r: r, now: opts.Now, stmts: map[stmtKey]*sql.Stmt{}}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
+	// The writer has a single connection, which a transaction holds: preparing on the pool
+	// from inside one would wait for itself, so write statements are prepared here, up front.
+	for _, q := range writeStmts {
+		if _, err := db.stmt(ctx, true, q); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
-// Close closes both pools.
+// Close closes the prepared statements and both pools.
 func (db *DB) Close() error {
-	return errors.Join(db.w.Close(), db.r.Close())
+	db.mu.Lock()
+	var errs []error
+	for _, st := range db.stmts {
+		errs = append(errs, st.Close())
+	}
+	db.stmts = map[stmtKey]*sql.Stmt{}
+	db.mu.Unlock()
+	return errors.Join(append(errs, db.w.Close(), db.r.Close())...)
+}
+
+// stmt returns query prepared on the write (write=true) or read pool, preparing it once:
+// SQLite parses a statement on every unprepared call, which costs more than most of the
+// hot-path queries themselves.
+func (db *DB) stmt(ctx context.Context, write bool, query string) (*sql.Stmt, error) {
+	k := stmtKey{write, query}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if st, ok := db.stmts[k]; ok {
+		return st, nil
+	}
+	pool := db.r
+	if write {
+		pool = db.w
+	}
+	st, err := pool.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	db.stmts[k] = st
+	return st, nil
+}
+
+// queryRow runs a prepared read query.
+func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := db.stmt(ctx, false, query)
+	if err != nil {
+		// A prepare failure resurfaces as the row's error on the unprepared path.
+		return db.r.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// txStmt returns query bound to tx: the statement prepared at [Open] when query is one of
+// [writeStmts], otherwise one prepared on the transaction itself (never on the writer pool,
+// whose only connection tx holds).
+func (db *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	db.mu.Lock()
+	st, ok := db.stmts[stmtKey{true, query}]
+	db.mu.Unlock()
+	if !ok {
+		st, err := tx.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		return st, nil
+	}
+	return tx.StmtContext(ctx, st), nil
 }
 
 // Ping checks that the database answers a query.

@@ -25,7 +25,7 @@ func scanUser(row interface{ Scan(...any) error }) (*store.User, error) {
 
 // UserByName implements [store.Store].
 func (db *DB) UserByName(ctx context.Context, username string) (*store.User, error) {
-	u, err := scanUser(db.r.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE username = ?", username))
+	u, err := scanUser(db.queryRow(ctx, "SELECT "+userCols+" FROM users WHERE username = ?", username))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -91,8 +91,12 @@ func scanReg(row interface{ Scan(...any) error }) (*store.UAFRegistration, error
 
 // UAFRegistrations implements [store.Store].
 func (db *DB) UAFRegistrations(ctx context.Context, username string) ([]store.UAFRegistration, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT "+regCols+` FROM uaf_registrations r JOIN users u ON u.id = r.user_id
-		WHERE u.username = ? ORDER BY r.id`, username)
+	st, err := db.stmt(ctx, false, "SELECT "+regCols+` FROM uaf_registrations r JOIN users u ON u.id = r.user_id
+		WHERE u.username = ? ORDER BY r.id`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, username)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: registrations: %w", err)
 	}
@@ -113,7 +117,7 @@ func (db *DB) UAFRegistrations(ctx context.Context, username string) ([]store.UA
 
 // UAFRegistration implements [store.Store].
 func (db *DB) UAFRegistration(ctx context.Context, aaid, keyID string) (*store.UAFRegistration, error) {
-	r, err := scanReg(db.r.QueryRowContext(ctx, "SELECT "+regCols+` FROM uaf_registrations r JOIN users u ON u.id = r.user_id
+	r, err := scanReg(db.queryRow(ctx, "SELECT "+regCols+` FROM uaf_registrations r JOIN users u ON u.id = r.user_id
 		WHERE r.aaid_norm = ? AND r.key_id = ?`, strings.ToLower(aaid), keyID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -124,12 +128,26 @@ func (db *DB) UAFRegistration(ctx context.Context, aaid, keyID string) (*store.U
 	return r, nil
 }
 
+// Write statements of the hot paths, prepared on the writer connection at [Open].
+const (
+	sqlConsume       = "INSERT INTO consumed(nonce, expires_at) VALUES (?, ?)"
+	sqlUpdateCounter = `UPDATE uaf_registrations SET sign_counter = ?, last_used_at = ?
+		WHERE id = ? AND (sign_counter < ? OR (sign_counter = 0 AND ? = 0))`
+)
+
+// writeStmts lists the statements [Open] prepares on the writer.
+var writeStmts = []string{sqlConsume, sqlUpdateCounter}
+
 // consume inserts the consumption record; a duplicate means the value was used before.
-func consume(ctx context.Context, tx *sql.Tx, c store.Consumption) error {
+func (db *DB) consume(ctx context.Context, tx *sql.Tx, c store.Consumption) error {
 	if len(c.Nonce) == 0 {
 		return errors.New("sqlite: consumption without nonce")
 	}
-	_, err := tx.ExecContext(ctx, "INSERT INTO consumed(nonce, expires_at) VALUES (?, ?)", c.Nonce, ms(c.ExpiresAt))
+	st, err := db.txStmt(ctx, tx, sqlConsume)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, c.Nonce, ms(c.ExpiresAt))
 	if isUnique(err) {
 		return store.ErrReplay
 	}
@@ -143,7 +161,7 @@ func consume(ctx context.Context, tx *sql.Tx, c store.Consumption) error {
 func (db *DB) RegisterUAF(ctx context.Context, c store.Consumption, username string, regs []store.UAFRegistration) error {
 	now := db.now()
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := consume(ctx, tx, c); err != nil {
+		if err := db.consume(ctx, tx, c); err != nil {
 			return err
 		}
 		u, err := ensureUserTx(ctx, tx, username, now)
@@ -172,14 +190,16 @@ func (db *DB) RegisterUAF(ctx context.Context, c store.Consumption, username str
 // AuthenticateUAF implements [store.Store].
 func (db *DB) AuthenticateUAF(ctx context.Context, c store.Consumption, updates []store.CounterUpdate) error {
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := consume(ctx, tx, c); err != nil {
+		if err := db.consume(ctx, tx, c); err != nil {
 			return err
 		}
 		for _, u := range updates {
 			// The counter must grow, unless the authenticator keeps none (stored and new both 0).
-			res, err := tx.ExecContext(ctx, `UPDATE uaf_registrations SET sign_counter = ?, last_used_at = ?
-				WHERE id = ? AND (sign_counter < ? OR (sign_counter = 0 AND ? = 0))`,
-				u.SignCounter, ms(u.UsedAt), u.RegistrationID, u.SignCounter, u.SignCounter)
+			st, err := db.txStmt(ctx, tx, sqlUpdateCounter)
+			if err != nil {
+				return err
+			}
+			res, err := st.ExecContext(ctx, u.SignCounter, ms(u.UsedAt), u.RegistrationID, u.SignCounter, u.SignCounter)
 			if err != nil {
 				return fmt.Errorf("sqlite: update counter: %w", err)
 			}
