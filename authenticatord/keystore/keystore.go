@@ -350,3 +350,35 @@ func (s *Store) NextRegCounter() (uint32, error) {
 	}
 	return d.RegCounter, nil
 }
+
+// ReserveSignCounters advances the record's persisted signature counter by
+// n (1..65536, capped at 2^32-1) and returns the reserved block first..last:
+// the caller may hand these values out from memory without touching the
+// disk again. After a crash or restart the unused rest of a block is
+// skipped, never reused, so counters still only go up while the fsync cost
+// is paid once per block instead of once per signature.
+func (s *Store) ReserveSignCounters(aaid string, keyID []byte, n uint32) (first, last uint32, err error) {
+	if n == 0 || n > 1<<16 {
+		return 0, 0, fmt.Errorf("%w: reserve %d counters", ErrInvalid, n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(aaid, keyID)
+	if i < 0 {
+		return 0, 0, ErrNotFound
+	}
+	cur := s.data.Records[i].SignCounter
+	if cur == math.MaxUint32 {
+		return 0, 0, ErrCounterExhausted
+	}
+	last = math.MaxUint32
+	if uint64(cur)+uint64(n) < math.MaxUint32 {
+		last = cur + n
+	}
+	d := s.copyData()
+	d.Records[i].SignCounter = last
+	if err := s.commit(d); err != nil {
+		return 0, 0, err
+	}
+	return cur + 1, last, nil
+}

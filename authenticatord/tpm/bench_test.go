@@ -1,7 +1,9 @@
 package tpm
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/fidoserver/hwfido/authenticatord/tpm/swtpmtest"
 	"github.com/google/go-tpm/tpm2"
@@ -20,8 +22,10 @@ func BenchmarkBareLoadSignFlush(b *testing.B) {
 	auth, _ := deriveAuth(pin1, kb.Salt)
 	pub, priv, _ := kb.decode()
 	d := digest("x")
+	var lat []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
+		t0 := time.Now()
 		l, err := tpm2.Load{
 			ParentHandle: tpm2.AuthHandle{Handle: tp.srkHandle, Name: tp.srkName, Auth: tpm2.PasswordAuth(nil)},
 			InPrivate:    priv, InPublic: pub,
@@ -41,7 +45,23 @@ func BenchmarkBareLoadSignFlush(b *testing.B) {
 		if _, err := (tpm2.FlushContext{FlushHandle: l.ObjectHandle}).Execute(tp.tpm); err != nil {
 			b.Fatal(err)
 		}
+		lat = append(lat, time.Since(t0))
 	}
+	reportLatency(b, lat)
+}
+
+// reportLatency adds the p50 and p99 of per-op durations (ms), for the
+// comparison with the daemon path (authenticatord/daemon
+// BenchmarkDaemonAuthenticate).
+func reportLatency(b *testing.B, d []time.Duration) {
+	b.Helper()
+	if len(d) == 0 {
+		return
+	}
+	slices.Sort(d)
+	q := func(p float64) float64 { return float64(d[int(p*float64(len(d)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
 }
 
 // BenchmarkSign is the layer's path: KDF, load, sign in a salted HMAC
@@ -54,12 +74,16 @@ func BenchmarkSign(b *testing.B) {
 		b.Fatal(err)
 	}
 	d := digest("x")
+	var lat []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
+		t0 := time.Now()
 		if _, err := tp.Sign(kb, pin1, d); err != nil {
 			b.Fatal(err)
 		}
+		lat = append(lat, time.Since(t0))
 	}
+	reportLatency(b, lat)
 }
 
 // BenchmarkCreateKey measures creating one UAF key (registration cost).
