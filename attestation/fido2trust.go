@@ -21,6 +21,13 @@ type FIDO2Anchor struct {
 	// AttestationTypes are the statement's attestation types as go-webauthn names them
 	// ("basic_full", "basic_surrogate", "attca", "anonca", "none"); empty means any.
 	AttestationTypes []string
+	// Algorithms are the COSE algorithm identifiers the statement lists
+	// ("authenticationAlgorithms"); empty means any.
+	Algorithms []int64
+	// Check, when set, is called before trust is granted with the verification time and
+	// the leaf attestation certificate (nil for self attestation); an error refuses the
+	// attestation (the MDS status check of FIDO MDS3 §3.1.4).
+	Check func(now time.Time, leaf *x509.Certificate) error
 }
 
 // FIDO2Anchors looks up metadata for FIDO2 attestation trust: FIDO2 authenticators by
@@ -30,6 +37,13 @@ type FIDO2Anchor struct {
 type FIDO2Anchors interface {
 	FIDO2AnchorByAAGUID(ctx context.Context, aaguid [16]byte) (*FIDO2Anchor, error)
 	FIDO2AnchorByKeyIdentifier(ctx context.Context, keyIdentifier string) (*FIDO2Anchor, error)
+}
+
+// FIDO2FormatAnchors is an optional interface of a [FIDO2Anchors] for attestation
+// formats whose authenticators report no AAGUID and use a vendor-wide chain ("apple"):
+// it returns the anchor configured for the format, or (nil, nil).
+type FIDO2FormatAnchors interface {
+	FIDO2AnchorByFormat(ctx context.Context, format string) (*FIDO2Anchor, error)
 }
 
 // FIDO2TrustReason says why [VerifyFIDO2Trust] refused an attestation.
@@ -49,15 +63,21 @@ const (
 	FIDO2ChainInvalid
 	// FIDO2MissingChain: a certificate-based attestation type came without x5c.
 	FIDO2MissingChain
+	// FIDO2AlgorithmNotAllowed: the statement does not list the attestation's alg.
+	FIDO2AlgorithmNotAllowed
+	// FIDO2StatusRefused: the anchor's Check (MDS status) refused the authenticator.
+	FIDO2StatusRefused
 )
 
 var fido2ReasonText = map[FIDO2TrustReason]string{
-	FIDO2NoAttestation:  "no attestation",
-	FIDO2NoMetadata:     "no metadata statement for the authenticator",
-	FIDO2TypeNotAllowed: "attestation type not listed in the metadata statement",
-	FIDO2RootInChain:    "attestation chain contains a root certificate",
-	FIDO2ChainInvalid:   "attestation chain does not verify to the metadata roots",
-	FIDO2MissingChain:   "attestation certificate chain missing",
+	FIDO2NoAttestation:       "no attestation",
+	FIDO2NoMetadata:          "no metadata statement for the authenticator",
+	FIDO2TypeNotAllowed:      "attestation type not listed in the metadata statement",
+	FIDO2RootInChain:         "attestation chain contains a root certificate",
+	FIDO2ChainInvalid:        "attestation chain does not verify to the metadata roots",
+	FIDO2MissingChain:        "attestation certificate chain missing",
+	FIDO2AlgorithmNotAllowed: "attestation algorithm not listed in the metadata statement",
+	FIDO2StatusRefused:       "authenticator status refused",
 }
 
 // FIDO2TrustError reports a refused attestation.
@@ -94,6 +114,8 @@ type FIDO2Evidence struct {
 	AAGUID [16]byte
 	// X5C is the attestation certificate chain, leaf first, as sent (DER).
 	X5C [][]byte
+	// Alg is the attestation statement's "alg" (COSE), 0 when the format has none.
+	Alg int64
 	// Now is the verification time (default time.Now).
 	Now time.Time
 }
@@ -116,9 +138,11 @@ func KeyIdentifier(cert *x509.Certificate) (string, error) {
 // VerifyFIDO2Trust decides whether ev chains to the metadata in anchors (FIDO MDS3 §3.1.5
 // / WebAuthn L3 §7.1 steps 23–24): it finds the statement (by key identifier for
 // fido-u2f and zero AAGUIDs, by AAGUID otherwise), checks that the statement lists the
-// attestation type, that x5c carries no root, and that x5c[0] verifies to the statement
-// roots with x5c[1:] as intermediates at ev.Now. A nil error means trusted; refusals are
-// *[FIDO2TrustError].
+// attestation type and the statement's algorithms ev.Alg, that the anchor's Check (MDS
+// status) accepts, that x5c carries no root, and that x5c[0] verifies to the statement
+// roots with x5c[1:] as intermediates at ev.Now. Zero-AAGUID formats other than fido-u2f
+// without a key-identifier statement fall back to [FIDO2FormatAnchors] when anchors
+// implements it ("apple"). A nil error means trusted; refusals are *[FIDO2TrustError].
 func VerifyFIDO2Trust(ctx context.Context, anchors FIDO2Anchors, ev FIDO2Evidence) error {
 	if ev.Format == "none" || ev.Type == "none" || ev.Type == "" {
 		return &FIDO2TrustError{Reason: FIDO2NoAttestation}
@@ -142,25 +166,42 @@ func VerifyFIDO2Trust(ctx context.Context, anchors FIDO2Anchors, ev FIDO2Evidenc
 		err    error
 	)
 	if ev.AAGUID == ([16]byte{}) || ev.Format == "fido-u2f" {
-		if len(certs) == 0 {
-			return &FIDO2TrustError{Reason: FIDO2MissingChain}
+		if len(certs) > 0 {
+			kid, kerr := KeyIdentifier(certs[0])
+			if kerr != nil {
+				return &FIDO2TrustError{Reason: FIDO2ChainInvalid, Err: kerr}
+			}
+			anchor, err = anchors.FIDO2AnchorByKeyIdentifier(ctx, kid)
 		}
-		kid, kerr := KeyIdentifier(certs[0])
-		if kerr != nil {
-			return &FIDO2TrustError{Reason: FIDO2ChainInvalid, Err: kerr}
-		}
-		anchor, err = anchors.FIDO2AnchorByKeyIdentifier(ctx, kid)
 	} else {
 		anchor, err = anchors.FIDO2AnchorByAAGUID(ctx, ev.AAGUID)
+	}
+	if fa, ok := anchors.(FIDO2FormatAnchors); ok && err == nil && anchor == nil && ev.Format != "fido-u2f" {
+		anchor, err = fa.FIDO2AnchorByFormat(ctx, ev.Format)
 	}
 	if err != nil {
 		return fmt.Errorf("attestation: metadata lookup: %w", err)
 	}
 	if anchor == nil {
+		if len(certs) == 0 && (ev.AAGUID == ([16]byte{}) || ev.Format == "fido-u2f") {
+			return &FIDO2TrustError{Reason: FIDO2MissingChain}
+		}
 		return &FIDO2TrustError{Reason: FIDO2NoMetadata}
 	}
 	if len(anchor.AttestationTypes) > 0 && !slices.Contains(anchor.AttestationTypes, ev.Type) {
 		return &FIDO2TrustError{Reason: FIDO2TypeNotAllowed, Err: fmt.Errorf("type %q", ev.Type)}
+	}
+	if ev.Alg != 0 && len(anchor.Algorithms) > 0 && !slices.Contains(anchor.Algorithms, ev.Alg) {
+		return &FIDO2TrustError{Reason: FIDO2AlgorithmNotAllowed, Err: fmt.Errorf("alg %d", ev.Alg)}
+	}
+	if anchor.Check != nil {
+		var leaf *x509.Certificate
+		if len(certs) > 0 {
+			leaf = certs[0]
+		}
+		if err := anchor.Check(ev.Now, leaf); err != nil {
+			return &FIDO2TrustError{Reason: FIDO2StatusRefused, Err: err}
+		}
 	}
 	if ev.Type == "basic_surrogate" || ev.Type == "self" {
 		// Self attestation: the statement listing the type is the whole trust decision.

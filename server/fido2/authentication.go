@@ -63,7 +63,7 @@ func (s *Service) beginAuthentication(ctx context.Context, req optionsRequest) (
 	var (
 		assertion *protocol.CredentialAssertion
 		sd        *webauthn.SessionData
-		userID    int64
+		user      *store.User
 	)
 	if req.Username == "" {
 		assertion, sd, err = s.wa.BeginDiscoverableLogin(opts...)
@@ -71,33 +71,30 @@ func (s *Service) beginAuthentication(ctx context.Context, req optionsRequest) (
 		if err := validUsername(req.Username); err != nil {
 			return nil, err
 		}
-		user, uerr := s.deps.Store.UserByName(ctx, req.Username)
-		if errors.Is(uerr, store.ErrNotFound) {
+		u, rows, uerr := s.deps.Store.FIDO2UserCredentialsByName(ctx, req.Username, s.cfg.RPID)
+		if errors.Is(uerr, store.ErrNotFound) || (uerr == nil && len(rows) == 0) {
 			return nil, badRequest("user has no registered credentials", uerr)
 		}
 		if uerr != nil {
 			return nil, uerr
 		}
-		rows, cerr := s.deps.Store.FIDO2Credentials(ctx, req.Username, s.cfg.RPID)
-		if cerr != nil {
-			return nil, cerr
-		}
-		if len(rows) == 0 {
-			return nil, badRequest("user has no registered credentials", nil)
-		}
-		wu, werr := newWAUser(user, "", rows)
-		if werr != nil {
-			return nil, werr
-		}
-		userID = user.ID
-		assertion, sd, err = s.wa.BeginLogin(wu, opts...)
+		user = u
+		assertion, sd, err = s.wa.BeginLogin(newWAUser(u, "", rows), opts...)
 	}
 	if err != nil {
 		return nil, verifyError("cannot build request options", err)
 	}
-	id, err := s.saveSession(ctx, record.CeremonyAuthentication, userID, req.Username, sd)
+	var userID int64
+	var username string
+	if user != nil {
+		userID, username = user.ID, user.Username
+	}
+	id, ch, err := s.startSession(ctx, record.CeremonyAuthentication, userID, username, sd, assertion.Response.Extensions)
 	if err != nil {
 		return nil, err
+	}
+	if ch != nil {
+		assertion.Response.Challenge = ch
 	}
 	return optionsResponse(assertion.Response, id)
 }
@@ -123,19 +120,19 @@ func (s *Service) assertionResult(_ http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	sess, sd, err := s.takeSession(ctx, record.CeremonyAuthentication, pc)
+	p, err := s.openSession(ctx, record.CeremonyAuthentication, pc.challenge)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.finishAuthentication(ctx, sess, sd, pc)
+	out, err := s.finishAuthentication(ctx, p, pc)
 	if err != nil {
-		return nil, s.fail(ctx, sess, err)
+		return nil, s.fail(ctx, p, err)
 	}
 	return out, nil
 }
 
-func (s *Service) finishAuthentication(ctx context.Context, sess *record.Session, sd *webauthn.SessionData, pc *parsedCredential) (any, error) {
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(pc.normal)
+func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *parsedCredential) (any, error) {
+	parsed, err := pc.assertion()
 	if err != nil {
 		return nil, verifyError("invalid assertion response", err)
 	}
@@ -143,22 +140,17 @@ func (s *Service) finishAuthentication(ctx context.Context, sess *record.Session
 		wu   *waUser
 		cred *webauthn.Credential
 	)
-	if sess.UserID != 0 {
-		user, uerr := s.deps.Store.UserByName(ctx, sess.Username)
+	if p.sess.UserID != 0 {
+		user, rows, uerr := s.deps.Store.FIDO2UserCredentials(ctx, p.sess.UserID, s.cfg.RPID)
+		if errors.Is(uerr, store.ErrNotFound) {
+			return nil, badRequest("session user no longer exists", uerr)
+		}
 		if uerr != nil {
 			return nil, uerr
 		}
-		if user.ID != sess.UserID {
-			return nil, badRequest("session user no longer exists", nil)
-		}
-		rows, cerr := s.deps.Store.FIDO2Credentials(ctx, sess.Username, s.cfg.RPID)
-		if cerr != nil {
-			return nil, cerr
-		}
-		if wu, err = newWAUser(user, "", rows); err != nil {
-			return nil, err
-		}
-		cred, err = s.wa.ValidateLogin(wu, *sd, parsed)
+		wu = newWAUser(user, "", rows)
+		p.bindUser(wu)
+		cred, err = s.wa.ValidateLogin(wu, p.sd, parsed)
 	} else {
 		var lookupErr error
 		handler := func(rawID, userHandle []byte) (webauthn.User, error) {
@@ -167,17 +159,15 @@ func (s *Service) finishAuthentication(ctx context.Context, sess *record.Session
 				lookupErr = herr
 				return nil, fmt.Errorf("fido2: user handle: %w", herr)
 			}
-			u, herr := newWAUser(user, "", rows)
-			if herr != nil {
-				lookupErr = herr
-				return nil, herr
-			}
-			wu = u
-			return u, nil
+			wu = newWAUser(user, "", rows)
+			return wu, nil
 		}
-		_, cred, err = s.wa.ValidatePasskeyLogin(handler, *sd, parsed)
+		_, cred, err = s.wa.ValidatePasskeyLogin(handler, p.sd, parsed)
 		if lookupErr != nil && !errors.Is(lookupErr, store.ErrNotFound) {
 			return nil, lookupErr
+		}
+		if wu != nil {
+			p.bindUser(wu)
 		}
 	}
 	if err != nil {
@@ -187,14 +177,17 @@ func (s *Service) finishAuthentication(ctx context.Context, sess *record.Session
 	if !ok || !bytes.Equal(row.CredentialID, parsed.RawID) {
 		return nil, badRequest("credential is not registered for the user", nil)
 	}
-	if cred.Authenticator.CloneWarning {
-		return nil, s.counterRefused(ctx, wu, row, parsed.Response.AuthenticatorData.Counter)
-	}
-	err = s.deps.Store.CompleteFIDO2Authentication(ctx, sess.ID, record.CounterUpdate{
+	// go-webauthn only flags a counter that did not increase (cred.Authenticator.CloneWarning);
+	// the store refuses it atomically with recording the session (store.ErrCounter), after
+	// a replay of the session has been told apart.
+	now := s.now().UTC()
+	err = s.deps.Store.FinishFIDO2Authentication(ctx, p.sess, row.CredentialID, record.CounterUpdate{
 		CredentialRowID: row.ID, SignCount: parsed.Response.AuthenticatorData.Counter, Flags: flagsOf(cred.Flags),
-		UsedAt: s.now().UTC(),
+		UsedAt: now,
 	})
 	switch {
+	case errors.Is(err, store.ErrReplay):
+		return nil, replayed(err)
 	case errors.Is(err, store.ErrCounter):
 		return nil, s.counterRefused(ctx, wu, row, parsed.Response.AuthenticatorData.Counter)
 	case errors.Is(err, store.ErrNotFound):
@@ -202,16 +195,15 @@ func (s *Service) finishAuthentication(ctx context.Context, sess *record.Session
 	case err != nil:
 		return nil, err
 	}
-	credID := base64.RawURLEncoding.EncodeToString(cred.ID)
-	now := s.now().UTC()
+	credID := b64(cred.ID)
 	claims := map[string]any{
 		"iss":            s.cfg.TokenIssuer,
 		"sub":            wu.user.Username,
 		"iat":            now.Unix(),
 		"exp":            now.Add(s.cfg.TokenTTL).Unix(),
-		"jti":            sess.ID,
+		"jti":            p.sess.ID,
 		"amr":            []string{"fido2"},
-		"fido2SessionId": sess.ID,
+		"fido2SessionId": p.sess.ID,
 		"credentialId":   credID,
 		"rpId":           s.cfg.RPID,
 		"uv":             cred.Flags.UserVerified,
@@ -223,9 +215,9 @@ func (s *Service) finishAuthentication(ctx context.Context, sess *record.Session
 	if err != nil {
 		return nil, fmt.Errorf("fido2: sign result: %w", err)
 	}
-	s.log.Info("fido2 audit: authenticated", "user", wu.user.Username, "session", sess.ID, "uv", cred.Flags.UserVerified)
+	s.log.Info("fido2 audit: authenticated", "user", wu.user.Username, "session", p.sess.ID, "uv", cred.Flags.UserVerified)
 	return authenticationResult{
-		serverResponse: serverResponse{Status: "ok"}, Fido2SessionID: sess.ID, Username: wu.user.Username,
+		serverResponse: serverResponse{Status: "ok"}, Fido2SessionID: p.sess.ID, Username: wu.user.Username,
 		CredentialID: credID, UserVerified: cred.Flags.UserVerified, Token: token,
 	}, nil
 }

@@ -98,13 +98,15 @@ func (s *memSigner) verify(t testing.TB, tok string) map[string]any {
 
 // memTrust is an in-memory attestation.FIDO2Anchors.
 type memTrust struct {
-	mu      sync.Mutex
-	byAAG   map[[16]byte]*attestation.FIDO2Anchor
-	byKeyID map[string]*attestation.FIDO2Anchor
+	mu       sync.Mutex
+	byAAG    map[[16]byte]*attestation.FIDO2Anchor
+	byKeyID  map[string]*attestation.FIDO2Anchor
+	byFormat map[string]*attestation.FIDO2Anchor
 }
 
 func newMemTrust() *memTrust {
-	return &memTrust{byAAG: map[[16]byte]*attestation.FIDO2Anchor{}, byKeyID: map[string]*attestation.FIDO2Anchor{}}
+	return &memTrust{byAAG: map[[16]byte]*attestation.FIDO2Anchor{}, byKeyID: map[string]*attestation.FIDO2Anchor{},
+		byFormat: map[string]*attestation.FIDO2Anchor{}}
 }
 
 func (m *memTrust) FIDO2AnchorByAAGUID(_ context.Context, a [16]byte) (*attestation.FIDO2Anchor, error) {
@@ -117,6 +119,19 @@ func (m *memTrust) FIDO2AnchorByKeyIdentifier(_ context.Context, k string) (*att
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.byKeyID[k], nil
+}
+
+// FIDO2AnchorByFormat implements attestation.FIDO2FormatAnchors.
+func (m *memTrust) FIDO2AnchorByFormat(_ context.Context, f string) (*attestation.FIDO2Anchor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byFormat[f], nil
+}
+
+func (m *memTrust) addFormat(f string, roots ...*x509.Certificate) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.byFormat[f] = &attestation.FIDO2Anchor{Roots: roots}
 }
 
 func (m *memTrust) addAAGUID(a [16]byte, types []string, roots ...*x509.Certificate) {

@@ -2,7 +2,6 @@ package fido2
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,21 +45,24 @@ func validUsername(u string) error {
 	return nil
 }
 
-// optionsResponse flattens options into the conformance JSON with status fields.
-func optionsResponse(options any, sessionID string) (map[string]json.RawMessage, error) {
+// optionsResponse flattens options into the conformance JSON object, preceded by the
+// status fields and fido2SessionId.
+func optionsResponse(options any, sessionID string) (json.RawMessage, error) {
 	b, err := json.Marshal(options)
+	if err != nil || len(b) < 2 || b[0] != '{' {
+		return nil, fmt.Errorf("fido2: encode options: %w", err)
+	}
+	sid, err := json.Marshal(sessionID)
 	if err != nil {
 		return nil, fmt.Errorf("fido2: encode options: %w", err)
 	}
-	out := map[string]json.RawMessage{}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("fido2: encode options: %w", err)
+	out := make([]byte, 0, len(b)+len(sid)+64)
+	out = append(out, `{"status":"ok","errorMessage":"","fido2SessionId":`...)
+	out = append(out, sid...)
+	if len(b) > 2 {
+		out = append(out, ',')
 	}
-	out["status"] = json.RawMessage(`"ok"`)
-	out["errorMessage"] = json.RawMessage(`""`)
-	sid, _ := json.Marshal(sessionID)
-	out["fido2SessionId"] = sid
-	return out, nil
+	return append(out, b[1:]...), nil
 }
 
 // extensionOptions maps requested extension inputs to go-webauthn options so that the
@@ -178,18 +180,15 @@ func hasDisplayNameKey(body []byte) bool {
 }
 
 func (s *Service) beginRegistration(ctx context.Context, req optionsRequest) (any, error) {
-	user, err := s.deps.Store.EnsureUser(ctx, req.Username)
+	user, rows, err := s.deps.Store.FIDO2UserCredentialsByName(ctx, req.Username, s.cfg.RPID)
+	if errors.Is(err, store.ErrNotFound) {
+		rows = nil
+		user, err = s.deps.Store.EnsureUser(ctx, req.Username)
+	}
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.deps.Store.FIDO2Credentials(ctx, req.Username, s.cfg.RPID)
-	if err != nil {
-		return nil, err
-	}
-	wu, err := newWAUser(user, req.DisplayName, rows)
-	if err != nil {
-		return nil, err
-	}
+	wu := newWAUser(user, req.DisplayName, rows)
 	opts := []webauthn.RegistrationOption{
 		webauthn.WithCredentialParameters(s.params),
 		webauthn.WithExclusions(wu.descriptors()),
@@ -229,66 +228,14 @@ func (s *Service) beginRegistration(ctx context.Context, req optionsRequest) (an
 	if err != nil {
 		return nil, verifyError("cannot build creation options", err)
 	}
-	id, err := s.saveSession(ctx, record.CeremonyRegistration, user.ID, user.Username, sd)
+	id, ch, err := s.startSession(ctx, record.CeremonyRegistration, user.ID, user.Username, sd, creation.Response.Extensions)
 	if err != nil {
 		return nil, err
 	}
+	if ch != nil {
+		creation.Response.Challenge = ch
+	}
 	return optionsResponse(creation.Response, id)
-}
-
-// saveSession stores sd as a new initialized session.
-func (s *Service) saveSession(ctx context.Context, c record.Ceremony, userID int64, username string, sd *webauthn.SessionData) (string, error) {
-	challenge, err := decodeB64URL(sd.Challenge)
-	if err != nil {
-		return "", fmt.Errorf("fido2: session challenge: %w", err)
-	}
-	data, err := json.Marshal(sd)
-	if err != nil {
-		return "", fmt.Errorf("fido2: session: %w", err)
-	}
-	id, err := newSessionID()
-	if err != nil {
-		return "", err
-	}
-	now := s.now().UTC()
-	if err := s.deps.Store.CreateFIDO2Session(ctx, record.Session{
-		ID: id, Ceremony: c, Challenge: challenge, UserID: userID, Username: username, Data: data,
-		Status: record.StatusInitialized, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.Timeout),
-	}); err != nil {
-		return "", err
-	}
-	return id, nil
-}
-
-// takeSession finds and takes the session of a parsed result.
-func (s *Service) takeSession(ctx context.Context, c record.Ceremony, pc *parsedCredential) (*record.Session, *webauthn.SessionData, error) {
-	sess, err := s.deps.Store.TakeFIDO2Session(ctx, c, pc.challenge, s.now())
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, nil, badRequest("challenge does not match a pending "+string(c)+" (unknown or expired)", err)
-	case errors.Is(err, store.ErrReplay):
-		return nil, nil, badRequest("challenge was already used", err)
-	case err != nil:
-		return nil, nil, err
-	}
-	var sd webauthn.SessionData
-	if err := json.Unmarshal(sess.Data, &sd); err != nil {
-		return nil, nil, fmt.Errorf("fido2: session data: %w", err)
-	}
-	return sess, &sd, nil
-}
-
-// fail marks the session failed and returns err.
-func (s *Service) fail(ctx context.Context, sess *record.Session, err error) error {
-	msg := "failed"
-	var fe *Error
-	if errors.As(err, &fe) {
-		msg = fe.Msg
-	}
-	if ferr := s.deps.Store.FailFIDO2Session(context.WithoutCancel(ctx), sess.ID, msg, s.now()); ferr != nil {
-		s.log.Error("fido2: mark session failed", "session", sess.ID, "err", ferr)
-	}
-	return err
 }
 
 // registrationResult is the body of a successful attestation result.
@@ -310,39 +257,36 @@ func (s *Service) attestationResult(_ http.ResponseWriter, r *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
-	sess, sd, err := s.takeSession(ctx, record.CeremonyRegistration, pc)
+	p, err := s.openSession(ctx, record.CeremonyRegistration, pc.challenge)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.finishRegistration(ctx, sess, sd, pc)
+	out, err := s.finishRegistration(ctx, p, pc)
 	if err != nil {
-		return nil, s.fail(ctx, sess, err)
+		return nil, s.fail(ctx, p, err)
 	}
 	return out, nil
 }
 
-func (s *Service) finishRegistration(ctx context.Context, sess *record.Session, sd *webauthn.SessionData, pc *parsedCredential) (any, error) {
-	user, err := s.deps.Store.UserByName(ctx, sess.Username)
+func (s *Service) finishRegistration(ctx context.Context, p *pending, pc *parsedCredential) (any, error) {
+	user, rows, err := s.deps.Store.FIDO2UserCredentials(ctx, p.sess.UserID, s.cfg.RPID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, badRequest("session user no longer exists", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.deps.Store.FIDO2Credentials(ctx, sess.Username, s.cfg.RPID)
-	if err != nil {
-		return nil, err
-	}
-	wu, err := newWAUser(user, "", rows)
-	if err != nil {
-		return nil, err
-	}
-	parsed, err := protocol.ParseCredentialCreationResponseBytes(pc.normal)
+	wu := newWAUser(user, "", rows)
+	p.bindUser(wu)
+	parsed, err := pc.creation()
 	if err != nil {
 		return nil, verifyError("invalid attestation response", err)
 	}
-	cred, err := s.wa.CreateCredential(wu, *sd, parsed)
+	cred, err := s.wa.CreateCredential(wu, p.sd, parsed)
 	if err != nil {
 		return nil, verifyError("attestation verification failed", err)
 	}
-	trust, err := s.decideTrust(ctx, sess.Username, cred, parsed)
+	trust, err := s.decideTrust(ctx, p.sess.Username, cred, parsed)
 	if err != nil {
 		return nil, err
 	}
@@ -361,17 +305,22 @@ func (s *Service) finishRegistration(ctx context.Context, sess *record.Session, 
 		Transports: transports, Discoverable: cred.Extensions.RK != nil && *cred.Extensions.RK,
 		Name: pc.name, Record: recBytes, CreatedAt: s.now().UTC(),
 	}
-	if _, err := s.deps.Store.CompleteFIDO2Registration(ctx, sess.ID, rc); err != nil {
-		if errors.Is(err, store.ErrAlreadyExists) {
-			return nil, badRequest("credential is already registered", err)
-		}
+	err = s.deps.Store.FinishFIDO2Registration(ctx, p.sess, rc)
+	switch {
+	case errors.Is(err, store.ErrReplay):
+		return nil, replayed(err)
+	case errors.Is(err, store.ErrAlreadyExists):
+		return nil, badRequest("credential is already registered", err)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, badRequest("session user no longer exists", err)
+	case err != nil:
 		return nil, err
 	}
-	s.log.Info("fido2 audit: credential registered", "user", sess.Username, "format", cred.AttestationFormat,
-		"type", cred.AttestationType, "trust", trust, "session", sess.ID)
+	s.log.Info("fido2 audit: credential registered", "user", p.sess.Username, "format", cred.AttestationFormat,
+		"type", cred.AttestationType, "trust", trust, "session", p.sess.ID)
 	return registrationResult{
-		serverResponse: serverResponse{Status: "ok"}, Fido2SessionID: sess.ID,
-		CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID), Username: sess.Username, Trust: trust,
+		serverResponse: serverResponse{Status: "ok"}, Fido2SessionID: p.sess.ID,
+		CredentialID: b64(cred.ID), Username: p.sess.Username, Trust: trust,
 	}, nil
 }
 
@@ -391,6 +340,9 @@ func (s *Service) decideTrust(ctx context.Context, username string, cred *webaut
 		Format: cred.AttestationFormat, Type: cred.AttestationType, Now: s.now(),
 	}
 	copy(ev.AAGUID[:], cred.Authenticator.AAGUID)
+	if alg, ok := parsed.Response.AttestationObject.AttStatement["alg"].(int64); ok {
+		ev.Alg = alg
+	}
 	if x5c, ok := parsed.Response.AttestationObject.AttStatement["x5c"].([]any); ok {
 		for _, c := range x5c {
 			if b, ok := c.([]byte); ok {

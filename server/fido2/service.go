@@ -44,36 +44,45 @@ type TrustSource = attestation.FIDO2Anchors
 
 // Store is the persistence the service needs; *sqlite.DB implements it. Sentinel errors
 // are those of server/store (ErrNotFound, ErrAlreadyExists, ErrReplay, ErrCounter).
+//
+// A ceremony costs at most one write transaction at its result (FinishFIDO2Registration,
+// FinishFIDO2Authentication or FailFIDO2Session), plus one at options when a registering
+// user is new (EnsureUser) or the options carry extension inputs that cannot be sealed
+// into the challenge (CreateFIDO2Session).
 type Store interface {
 	// EnsureUser returns the user with that username, creating it (with a random
 	// 32-byte WebAuthn user handle) if needed.
 	EnsureUser(ctx context.Context, username string) (*store.User, error)
-	// UserByName returns the user or store.ErrNotFound.
-	UserByName(ctx context.Context, username string) (*store.User, error)
+	// FIDO2UserCredentialsByName returns a user and its credentials for rpID, or
+	// store.ErrNotFound.
+	FIDO2UserCredentialsByName(ctx context.Context, username, rpID string) (*store.User, []record.Credential, error)
+	// FIDO2UserCredentials returns the user with that row id and its credentials for
+	// rpID, or store.ErrNotFound.
+	FIDO2UserCredentials(ctx context.Context, userID int64, rpID string) (*store.User, []record.Credential, error)
 	// FIDO2Credentials lists a user's credentials for rpID.
 	FIDO2Credentials(ctx context.Context, username, rpID string) ([]record.Credential, error)
 	// FIDO2CredentialsByHandle resolves a WebAuthn user handle to the user and its
 	// credentials for rpID, or store.ErrNotFound.
 	FIDO2CredentialsByHandle(ctx context.Context, handle []byte, rpID string) (*store.User, []record.Credential, error)
-	// FIDO2CredentialByID returns one credential or store.ErrNotFound.
-	FIDO2CredentialByID(ctx context.Context, rpID string, credentialID []byte) (*record.Credential, error)
 	// DeleteFIDO2Credential deletes a user's credential or returns store.ErrNotFound.
 	DeleteFIDO2Credential(ctx context.Context, username, rpID string, credentialID []byte) error
-	// CreateFIDO2Session stores a new session.
+	// CreateFIDO2Session stores a new initialized session.
 	CreateFIDO2Session(ctx context.Context, s record.Session) error
 	// FIDO2Session returns a session by ID or store.ErrNotFound.
 	FIDO2Session(ctx context.Context, id string) (*record.Session, error)
-	// TakeFIDO2Session moves the initialized, unexpired session with that challenge to
-	// verifying (once) or fails with store.ErrNotFound / store.ErrReplay.
-	TakeFIDO2Session(ctx context.Context, ceremony record.Ceremony, challenge []byte, now time.Time) (*record.Session, error)
-	// FailFIDO2Session marks a session failed.
-	FailFIDO2Session(ctx context.Context, id, msg string, now time.Time) error
-	// CompleteFIDO2Registration stores the credential and marks the session succeeded
-	// atomically (store.ErrAlreadyExists for a known credential ID).
-	CompleteFIDO2Registration(ctx context.Context, sessionID string, c record.Credential) (*record.Credential, error)
-	// CompleteFIDO2Authentication writes back counter and flags, refusing a counter that
-	// does not increase (store.ErrCounter), and marks the session succeeded atomically.
-	CompleteFIDO2Authentication(ctx context.Context, sessionID string, u record.CounterUpdate) error
+	// FIDO2SessionByChallenge returns a stored session by challenge or store.ErrNotFound.
+	FIDO2SessionByChallenge(ctx context.Context, challenge []byte) (*record.Session, error)
+	// FailFIDO2Session records the session as failed (inserting its row when it has
+	// none), or returns store.ErrReplay when it was already finished.
+	FailFIDO2Session(ctx context.Context, s record.Session, msg string, now time.Time) error
+	// FinishFIDO2Registration stores the credential and records the session as
+	// succeeded in one transaction (store.ErrAlreadyExists for a known credential ID,
+	// store.ErrReplay for a finished session).
+	FinishFIDO2Registration(ctx context.Context, s record.Session, c record.Credential) error
+	// FinishFIDO2Authentication writes back counter and flags, refusing a counter that
+	// does not increase (store.ErrCounter), and records the session as succeeded, in one
+	// transaction (store.ErrReplay for a finished session).
+	FinishFIDO2Authentication(ctx context.Context, s record.Session, credentialID []byte, u record.CounterUpdate) error
 	// RecordSecurityEvent appends to the security event log (possible clones).
 	RecordSecurityEvent(ctx context.Context, e store.SecurityEvent) error
 }
@@ -89,6 +98,11 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// SessionKey is the [SessionKeySize]-byte AES-256 key that seals ceremony state into
+	// challenges (see the package documentation). Every node serving the same store needs
+	// the same key; rotating it fails the ceremonies in flight. When nil, New draws a
+	// random key: sessions then work only on this process and not across a restart.
+	SessionKey []byte
 }
 
 // Service serves the FIDO2 endpoints. It is safe for concurrent use.
@@ -97,6 +111,7 @@ type Service struct {
 	deps   Deps
 	wa     *webauthn.WebAuthn
 	params []protocol.CredentialParameter
+	sealer *sealer
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -123,6 +138,22 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	key := deps.SessionKey
+	if key == nil {
+		key = make([]byte, SessionKeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("fido2: session key: %w", err)
+		}
+		deps.Logger.Info("fido2: no session key configured; ceremonies are bound to this process")
+	}
+	sl, err := newSealer(key, cfg.RPID)
+	if err != nil {
+		return nil, err
+	}
+	deps.SessionKey = nil
+	// Our android-key and apple verifiers replace go-webauthn's, which chain to roots
+	// compiled into the library; trust is decided with deps.Trust (see decideTrust).
+	attestation.RegisterFIDO2Formats()
 	wa, err := webauthn.New(&webauthn.Config{
 		RPID:          cfg.RPID,
 		RPDisplayName: cfg.RPName,
@@ -138,7 +169,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fido2: webauthn: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, wa: wa, params: cfg.credParams(), log: deps.Logger, now: deps.Now}, nil
+	return &Service{cfg: cfg, deps: deps, wa: wa, params: cfg.credParams(), sealer: sl, log: deps.Logger, now: deps.Now}, nil
 }
 
 // Register mounts the endpoints on r: /nevisfido/fido2/{attestation,assertion}/{options,result},
@@ -277,7 +308,7 @@ func (s *Service) status(_ http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	sess, err := s.deps.Store.FIDO2Session(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return sessionStatus{Status: string(record.StatusUnknown), Fido2SessionID: id}, nil
+		return s.sealedStatus(id), nil
 	}
 	if err != nil {
 		return nil, err
@@ -298,4 +329,24 @@ func (s *Service) status(_ http.ResponseWriter, r *http.Request) (any, error) {
 		out.CredentialID = base64.RawURLEncoding.EncodeToString(sess.CredentialID)
 	}
 	return out, nil
+}
+
+// sealedStatus reports a session that has no row: a sealed session whose result has not
+// been recorded is initialized until it expires; anything else is unknown.
+func (s *Service) sealedStatus(id string) sessionStatus {
+	out := sessionStatus{Status: string(record.StatusUnknown), Fido2SessionID: id}
+	ch, err := decodeB64URL(id)
+	if err != nil {
+		return out
+	}
+	st, err := s.sealer.open(ch)
+	if err != nil {
+		return out
+	}
+	out.Ceremony = string(st.ceremony)
+	out.Status = string(record.StatusInitialized)
+	if !s.now().Before(st.expires) {
+		out.Status, out.ErrorMessage = string(record.StatusFailed), "session expired"
+	}
+	return out
 }

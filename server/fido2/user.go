@@ -1,9 +1,6 @@
 package fido2
 
 import (
-	"encoding/json"
-	"fmt"
-
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
@@ -42,35 +39,36 @@ func (u *waUser) descriptors() []protocol.CredentialDescriptor {
 	return out
 }
 
-func newWAUser(u *store.User, display string, rows []record.Credential) (*waUser, error) {
-	wu := &waUser{user: u, display: display, rows: rows}
+func newWAUser(u *store.User, display string, rows []record.Credential) *waUser {
+	wu := &waUser{user: u, display: display, rows: rows, creds: make([]webauthn.Credential, 0, len(rows))}
 	if wu.display == "" {
 		wu.display = u.Username
 	}
 	for _, r := range rows {
-		c, err := decodeCredential(r)
-		if err != nil {
-			return nil, err
-		}
-		wu.creds = append(wu.creds, c)
+		wu.creds = append(wu.creds, credentialOf(r))
 	}
-	return wu, nil
+	return wu
 }
 
-// decodeCredential rebuilds the go-webauthn credential from a record we wrote; the
-// current counter and flags come from the record's columns.
-func decodeCredential(r record.Credential) (webauthn.Credential, error) {
-	var c webauthn.Credential
-	if err := json.Unmarshal(r.Record, &c); err != nil {
-		return c, fmt.Errorf("fido2: credential record %d: %w", r.ID, err)
+// credentialOf rebuilds what go-webauthn needs of a credential to list, exclude and
+// verify assertions from the record's columns: ID, public key, attestation format and
+// type, transports, AAGUID and the current counter and flags. The opaque Record (the full
+// go-webauthn credential with the raw attestation, for later re-verification) is not
+// decoded on the ceremony path.
+func credentialOf(r record.Credential) webauthn.Credential {
+	c := webauthn.Credential{
+		ID: r.CredentialID, PublicKey: r.PublicKey, AttestationType: r.AttestationType,
+		AttestationFormat: r.AttestationFormat,
+		Flags: webauthn.CredentialFlags{
+			UserPresent: r.Flags.UserPresent, UserVerified: r.Flags.UserVerified,
+			BackupEligible: r.Flags.BackupEligible, BackupState: r.Flags.BackupState,
+		},
+		Authenticator: webauthn.Authenticator{AAGUID: r.AAGUID, SignCount: r.SignCount},
 	}
-	c.Authenticator.SignCount = r.SignCount
-	c.Authenticator.CloneWarning = false
-	c.Flags = webauthn.CredentialFlags{
-		UserPresent: r.Flags.UserPresent, UserVerified: r.Flags.UserVerified,
-		BackupEligible: r.Flags.BackupEligible, BackupState: r.Flags.BackupState,
+	for _, t := range r.Transports {
+		c.Transport = append(c.Transport, protocol.AuthenticatorTransport(t))
 	}
-	return c, nil
+	return c
 }
 
 func flagsOf(f webauthn.CredentialFlags) record.Flags {

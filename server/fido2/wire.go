@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/go-webauthn/webauthn/protocol"
 )
 
 // decodeStrict decodes one JSON value from r's body into v, refusing unknown fields,
@@ -251,4 +253,14 @@ func formatAAGUID(b []byte) string {
 		out = append(out, hexd[c>>4], hexd[c&0xf])
 	}
 	return string(out)
+}
+
+// creation parses pc as an attestation response for go-webauthn.
+func (pc *parsedCredential) creation() (*protocol.ParsedCredentialCreationData, error) {
+	return protocol.ParseCredentialCreationResponseBytes(pc.normal)
+}
+
+// assertion parses pc as an assertion response for go-webauthn.
+func (pc *parsedCredential) assertion() (*protocol.ParsedCredentialAssertionData, error) {
+	return protocol.ParseCredentialRequestResponseBytes(pc.normal)
 }

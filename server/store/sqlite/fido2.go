@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/fidoserver/hwfido/server/fido2/record"
 	"github.com/fidoserver/hwfido/server/store"
 )
@@ -25,9 +27,10 @@ func scanFIDO2Cred(row interface{ Scan(...any) error }) (*record.Credential, err
 	var transports string
 	var disc int
 	var created, used int64
-	if err := row.Scan(&c.ID, &c.UserID, &c.Username, &c.UserHandle, &c.RPID, &c.CredentialID, &c.PublicKey,
+	dest := []any{&c.ID, &c.UserID, &c.Username, &c.UserHandle, &c.RPID, &c.CredentialID, &c.PublicKey,
 		&c.AAGUID, &c.SignCount, &flags, &c.AttestationFormat, &c.AttestationType, &c.Trust, &transports,
-		&disc, &c.Name, &c.Record, &created, &used); err != nil {
+		&disc, &c.Name, &c.Record, &created, &used}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	c.Flags = record.FlagsFromBits(flags)
@@ -39,6 +42,8 @@ func scanFIDO2Cred(row interface{ Scan(...any) error }) (*record.Credential, err
 	return &c, nil
 }
 
+// queryFIDO2Creds lists the credentials matching where (over c = fido2_credentials and
+// u = users) in row order.
 func (db *DB) queryFIDO2Creds(ctx context.Context, where string, args ...any) ([]record.Credential, error) {
 	rows, err := db.r.QueryContext(ctx, "SELECT "+fido2CredCols+` FROM fido2_credentials c
 		JOIN users u ON u.id = c.user_id WHERE `+where+` ORDER BY c.id`, args...)
@@ -60,6 +65,78 @@ func (db *DB) queryFIDO2Creds(ctx context.Context, where string, args ...any) ([
 	return out, nil
 }
 
+// fido2UserCredSQL selects a user (WHERE u.<column> = ?) with that user's credentials
+// for an RP ID (the first parameter): one row per credential, or one row with c_id = 0
+// when the user has none.
+const fido2UserCredSQL = `SELECT u.id, u.username, u.handle, u.created_at, COALESCE(c.id, 0), COALESCE(c.rp_id, ''),
+	COALESCE(c.credential_id, x''), COALESCE(c.public_key, x''), COALESCE(c.aaguid, x''), COALESCE(c.sign_count, 0),
+	COALESCE(c.flags, 0), COALESCE(c.attestation_format, ''), COALESCE(c.attestation_type, ''), COALESCE(c.trust, ''),
+	COALESCE(c.transports, ''), COALESCE(c.discoverable, 0), COALESCE(c.name, ''), COALESCE(c.record, x''),
+	COALESCE(c.created_at, 0), COALESCE(c.last_used_at, 0)
+	FROM users u LEFT JOIN fido2_credentials c ON c.user_id = u.id AND c.rp_id = ? WHERE u.`
+
+// userCredentials reads a user (selected by column = key) and its credentials for rpID
+// in one query.
+func (db *DB) userCredentials(ctx context.Context, column string, key any, rpID string) (*store.User, []record.Credential, error) {
+	rows, err := db.r.QueryContext(ctx, fido2UserCredSQL+column+" = ? ORDER BY c.id", rpID, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: fido2 user: %w", err)
+	}
+	defer rows.Close()
+	var (
+		u     *store.User
+		creds []record.Credential
+	)
+	for rows.Next() {
+		var user store.User
+		var userCreated int64
+		var c record.Credential
+		var flags uint8
+		var transports string
+		var disc int
+		var created, used int64
+		if err := rows.Scan(&user.ID, &user.Username, &user.Handle, &userCreated, &c.ID, &c.RPID, &c.CredentialID,
+			&c.PublicKey, &c.AAGUID, &c.SignCount, &flags, &c.AttestationFormat, &c.AttestationType, &c.Trust,
+			&transports, &disc, &c.Name, &c.Record, &created, &used); err != nil {
+			return nil, nil, fmt.Errorf("sqlite: fido2 user: %w", err)
+		}
+		if u == nil {
+			user.CreatedAt = fromMS(userCreated)
+			u = &user
+		}
+		if c.ID == 0 {
+			continue
+		}
+		c.UserID, c.Username, c.UserHandle = u.ID, u.Username, u.Handle
+		c.Flags = record.FlagsFromBits(flags)
+		if transports != "" {
+			c.Transports = strings.Split(transports, ",")
+		}
+		c.Discoverable = disc != 0
+		c.CreatedAt, c.LastUsedAt = fromMS(created), fromMS(used)
+		creds = append(creds, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: fido2 user: %w", err)
+	}
+	if u == nil {
+		return nil, nil, store.ErrNotFound
+	}
+	return u, creds, nil
+}
+
+// FIDO2UserCredentials returns the user with row id userID and that user's credentials
+// for rpID (oldest first), or store.ErrNotFound when there is no such user.
+func (db *DB) FIDO2UserCredentials(ctx context.Context, userID int64, rpID string) (*store.User, []record.Credential, error) {
+	return db.userCredentials(ctx, "id", userID, rpID)
+}
+
+// FIDO2UserCredentialsByName returns the user named username and that user's credentials
+// for rpID (oldest first), or store.ErrNotFound when there is no such user.
+func (db *DB) FIDO2UserCredentialsByName(ctx context.Context, username, rpID string) (*store.User, []record.Credential, error) {
+	return db.userCredentials(ctx, "username", username, rpID)
+}
+
 // FIDO2Credentials lists username's credentials for rpID, oldest first (empty when the
 // user is unknown).
 func (db *DB) FIDO2Credentials(ctx context.Context, username, rpID string) ([]record.Credential, error) {
@@ -69,18 +146,7 @@ func (db *DB) FIDO2Credentials(ctx context.Context, username, rpID string) ([]re
 // FIDO2CredentialsByHandle returns the user whose WebAuthn user handle is handle and that
 // user's credentials for rpID; store.ErrNotFound when no user has the handle.
 func (db *DB) FIDO2CredentialsByHandle(ctx context.Context, handle []byte, rpID string) (*store.User, []record.Credential, error) {
-	u, err := scanUser(db.r.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE handle = ?", handle))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, store.ErrNotFound
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("sqlite: user by handle: %w", err)
-	}
-	creds, err := db.queryFIDO2Creds(ctx, "c.user_id = ? AND c.rp_id = ?", u.ID, rpID)
-	if err != nil {
-		return nil, nil, err
-	}
-	return u, creds, nil
+	return db.userCredentials(ctx, "handle", handle, rpID)
 }
 
 // FIDO2CredentialByID returns the credential with that ID for rpID or store.ErrNotFound.
@@ -160,90 +226,87 @@ func (db *DB) FIDO2Session(ctx context.Context, id string) (*record.Session, err
 	return s, nil
 }
 
-// TakeFIDO2Session atomically moves the initialized, unexpired session of kind ceremony
-// whose challenge is challenge to the verifying state and returns it: a session is taken
-// once. It fails with store.ErrNotFound (no such session, other ceremony, or expired at
-// now) or store.ErrReplay (already taken).
-func (db *DB) TakeFIDO2Session(ctx context.Context, ceremony record.Ceremony, challenge []byte, now time.Time) (*record.Session, error) {
-	var out *record.Session
-	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		s, err := scanFIDO2Session(tx.QueryRowContext(ctx, "SELECT "+fido2SessCols+
-			" FROM fido2_sessions WHERE challenge = ?", challenge))
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("sqlite: fido2 session: %w", err)
-		}
-		switch {
-		case s.Ceremony != ceremony:
-			return store.ErrNotFound
-		case s.Status != record.StatusInitialized:
-			return store.ErrReplay
-		case !now.Before(s.ExpiresAt):
-			return store.ErrNotFound
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE fido2_sessions SET status = ?, updated_at = ? WHERE id = ?",
-			string(record.StatusVerifying), ms(now), s.ID); err != nil {
-			return fmt.Errorf("sqlite: fido2 session: %w", err)
-		}
-		s.Status, s.UpdatedAt = record.StatusVerifying, fromMS(ms(now))
-		out = s
-		return nil
-	})
-	return out, err
+// FIDO2SessionByChallenge returns the session whose challenge is challenge or
+// store.ErrNotFound. It only reads: single use is enforced when the session is finished
+// ([DB.FinishFIDO2Registration], [DB.FinishFIDO2Authentication], [DB.FailFIDO2Session]).
+func (db *DB) FIDO2SessionByChallenge(ctx context.Context, challenge []byte) (*record.Session, error) {
+	s, err := scanFIDO2Session(db.r.QueryRowContext(ctx, "SELECT "+fido2SessCols+
+		" FROM fido2_sessions WHERE challenge = ?", challenge))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: fido2 session: %w", err)
+	}
+	return s, nil
 }
 
-// FailFIDO2Session marks a session failed with msg (shown by the status service).
-func (db *DB) FailFIDO2Session(ctx context.Context, id, msg string, now time.Time) error {
-	return db.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE fido2_sessions SET status = ?, error_message = ?, updated_at = ?
-			WHERE id = ? AND status != ?`, string(record.StatusFailed), msg, ms(now), id, string(record.StatusSucceeded))
-		if err != nil {
-			return fmt.Errorf("sqlite: fido2 session: %w", err)
-		}
-		return nil
-	})
-}
+// finishSessionSQL records the outcome of a ceremony: it inserts the session row (a
+// session sealed into its challenge has none before) or moves an initialized row of the
+// same ceremony to the outcome. It changes no row when the session was already finished,
+// which is how single use is enforced; a challenge that belongs to another row fails
+// with a UNIQUE violation.
+const finishSessionSQL = `INSERT INTO fido2_sessions(id, ceremony, challenge, user_id, username, data, status,
+	error_message, credential_id, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, x'', ?, ?, ?, ?, ?, ?)
+	ON CONFLICT(id) DO UPDATE SET status = excluded.status, error_message = excluded.error_message,
+		user_id = CASE WHEN excluded.user_id != 0 THEN excluded.user_id ELSE fido2_sessions.user_id END,
+		username = CASE WHEN excluded.username != '' THEN excluded.username ELSE fido2_sessions.username END,
+		credential_id = excluded.credential_id, updated_at = excluded.updated_at
+	WHERE fido2_sessions.status = 'initialized' AND fido2_sessions.ceremony = excluded.ceremony
+		AND fido2_sessions.challenge = excluded.challenge`
 
-func succeedSessionTx(ctx context.Context, tx *sql.Tx, id string, userID int64, username string, credID []byte, now time.Time) error {
-	res, err := tx.ExecContext(ctx, `UPDATE fido2_sessions SET status = ?, user_id = ?, username = ?, credential_id = ?,
-		updated_at = ? WHERE id = ? AND status = ?`, string(record.StatusSucceeded), userID, username, credID, ms(now),
-		id, string(record.StatusVerifying))
+// finishSessionTx records s with status st inside tx; store.ErrReplay when the session was
+// already finished (or its challenge belongs to another session).
+func finishSessionTx(ctx context.Context, tx *sql.Tx, s *record.Session, st record.Status, msg string, credID []byte, now time.Time) error {
+	created := s.CreatedAt
+	if created.IsZero() {
+		created = now
+	}
+	res, err := tx.ExecContext(ctx, finishSessionSQL, s.ID, string(s.Ceremony), s.Challenge, s.UserID, s.Username,
+		string(st), msg, credID, ms(created), ms(now), ms(s.ExpiresAt))
+	if isUnique(err) {
+		return fmt.Errorf("sqlite: fido2 session: %w", store.ErrReplay)
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite: fido2 session: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: fido2 session: %w", err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: fido2 session not verifying: %w", store.ErrReplay)
+		return fmt.Errorf("sqlite: fido2 session already finished: %w", store.ErrReplay)
 	}
 	return nil
 }
 
-// CompleteFIDO2Registration stores c for the user c.UserID and marks the verifying session
-// sessionID succeeded, in one transaction. It fails with store.ErrAlreadyExists when the
-// credential ID is registered for c.RPID and store.ErrReplay when the session is not
-// verifying; then nothing changes. The stored row is returned.
-func (db *DB) CompleteFIDO2Registration(ctx context.Context, sessionID string, c record.Credential) (*record.Credential, error) {
+// FailFIDO2Session records that the ceremony of s failed with msg (shown by the status
+// service). It fails with store.ErrReplay when s was already finished; then nothing
+// changes.
+func (db *DB) FailFIDO2Session(ctx context.Context, s record.Session, msg string, now time.Time) error {
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		return finishSessionTx(ctx, tx, &s, record.StatusFailed, msg, nil, now)
+	})
+}
+
+// FinishFIDO2Registration stores c for the user c.UserID and records session s as
+// succeeded, in one write transaction. s.UserID and s.Username must name c's user. It
+// fails with store.ErrAlreadyExists when the credential ID is registered for c.RPID,
+// store.ErrNotFound when the user is gone and store.ErrReplay when s was already
+// finished; then nothing changes.
+func (db *DB) FinishFIDO2Registration(ctx context.Context, s record.Session, c record.Credential) error {
 	now := c.CreatedAt
 	if now.IsZero() {
 		now = db.now()
 	}
-	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		var username string
-		if err := tx.QueryRowContext(ctx, "SELECT username FROM users WHERE id = ?", c.UserID).Scan(&username); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("sqlite: fido2 credential user: %w", store.ErrNotFound)
-			}
-			return fmt.Errorf("sqlite: fido2 credential user: %w", err)
-		}
-		disc := 0
-		if c.Discoverable {
-			disc = 1
-		}
-		if c.AAGUID == nil {
-			c.AAGUID = []byte{}
+	disc := 0
+	if c.Discoverable {
+		disc = 1
+	}
+	if c.AAGUID == nil {
+		c.AAGUID = []byte{}
+	}
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := finishSessionTx(ctx, tx, &s, record.StatusSucceeded, "", c.CredentialID, now); err != nil {
+			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO fido2_credentials(user_id, rp_id, credential_id, public_key, aaguid,
 			sign_count, flags, attestation_format, attestation_type, trust, transports, discoverable, name, record,
@@ -253,38 +316,31 @@ func (db *DB) CompleteFIDO2Registration(ctx context.Context, sessionID string, c
 		if isUnique(err) {
 			return fmt.Errorf("sqlite: fido2 credential: %w", store.ErrAlreadyExists)
 		}
+		if isForeignKey(err) {
+			return fmt.Errorf("sqlite: fido2 credential user: %w", store.ErrNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("sqlite: fido2 credential: %w", err)
 		}
-		return succeedSessionTx(ctx, tx, sessionID, c.UserID, username, c.CredentialID, now)
+		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return db.FIDO2CredentialByID(ctx, c.RPID, c.CredentialID)
 }
 
-// CompleteFIDO2Authentication applies u and marks the verifying session sessionID
-// succeeded for the credential's user, in one transaction. The update is refused with
-// store.ErrCounter when the stored sign count is not lower than u.SignCount (unless both
-// are zero); store.ErrNotFound when the credential is gone; store.ErrReplay when the
-// session is not verifying. On error nothing changes.
-func (db *DB) CompleteFIDO2Authentication(ctx context.Context, sessionID string, u record.CounterUpdate) error {
+// FinishFIDO2Authentication applies u to the credential row u.CredentialRowID and records
+// session s as succeeded for that credential (s.UserID and s.Username name its user), in
+// one write transaction. The update is refused with store.ErrCounter when the stored sign
+// count is not lower than u.SignCount (unless both are zero); store.ErrNotFound when the
+// credential is gone; store.ErrReplay when s was already finished. On error nothing
+// changes.
+func (db *DB) FinishFIDO2Authentication(ctx context.Context, s record.Session, credentialID []byte, u record.CounterUpdate) error {
 	now := u.UsedAt
 	if now.IsZero() {
 		now = db.now()
 	}
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		var userID int64
-		var username string
-		var credID []byte
-		err := tx.QueryRowContext(ctx, `SELECT c.user_id, u.username, c.credential_id FROM fido2_credentials c
-			JOIN users u ON u.id = c.user_id WHERE c.id = ?`, u.CredentialRowID).Scan(&userID, &username, &credID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("sqlite: fido2 credential: %w", err)
+		// The session first: a replay is reported as such, not as a counter regression.
+		if err := finishSessionTx(ctx, tx, &s, record.StatusSucceeded, "", credentialID, now); err != nil {
+			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE fido2_credentials SET sign_count = ?, flags = ?, last_used_at = ?
 			WHERE id = ? AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`,
@@ -295,9 +351,17 @@ func (db *DB) CompleteFIDO2Authentication(ctx context.Context, sessionID string,
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("sqlite: fido2 counter: %w", err)
 		} else if n == 0 {
+			var one int
+			err := tx.QueryRowContext(ctx, "SELECT 1 FROM fido2_credentials WHERE id = ?", u.CredentialRowID).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return store.ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("sqlite: fido2 counter: %w", err)
+			}
 			return store.ErrCounter
 		}
-		return succeedSessionTx(ctx, tx, sessionID, userID, username, credID, now)
+		return nil
 	})
 }
 
@@ -313,4 +377,10 @@ func (db *DB) PurgeFIDO2Sessions(ctx context.Context, before time.Time) (int64, 
 		return err
 	})
 	return n, err
+}
+
+// isForeignKey reports whether err is a FOREIGN KEY constraint violation.
+func isForeignKey(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintForeignKey
 }

@@ -43,23 +43,37 @@ func TestFIDO2CredentialLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := db.FIDO2UserCredentialsByName(ctx, "nobody", "example.org"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	if gu, gc, err := db.FIDO2UserCredentials(ctx, u.ID, "example.org"); err != nil || gu.Username != "alice" ||
+		string(gu.Handle) != string(u.Handle) || len(gc) != 0 || !gu.CreatedAt.Equal(u.CreatedAt) {
+		t.Fatalf("user without credentials: %v %+v %d", err, gu, len(gc))
+	}
 	exp := time.Now().Add(time.Minute)
+	// A stored session (options with extension inputs) is found by challenge.
 	newSession(t, db, "s1", record.CeremonyRegistration, u, []byte("challenge-1"), exp)
-	if _, err := db.TakeFIDO2Session(ctx, record.CeremonyAuthentication, []byte("challenge-1"), time.Now()); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("other ceremony: %v", err)
+	s1, err := db.FIDO2SessionByChallenge(ctx, []byte("challenge-1"))
+	if err != nil || s1.ID != "s1" || s1.Status != record.StatusInitialized || s1.UserID != u.ID {
+		t.Fatalf("by challenge: %v %+v", err, s1)
 	}
-	s, err := db.TakeFIDO2Session(ctx, record.CeremonyRegistration, []byte("challenge-1"), time.Now())
-	if err != nil || s.ID != "s1" || s.Status != record.StatusVerifying {
-		t.Fatalf("take: %v %+v", err, s)
-	}
-	if _, err := db.TakeFIDO2Session(ctx, record.CeremonyRegistration, []byte("challenge-1"), time.Now()); !errors.Is(err, store.ErrReplay) {
-		t.Fatalf("second take: %v", err)
+	if _, err := db.FIDO2SessionByChallenge(ctx, []byte("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown challenge: %v", err)
 	}
 	c := record.Credential{UserID: u.ID, RPID: "example.org", CredentialID: []byte{1, 2, 3}, PublicKey: []byte{9},
 		AAGUID: make([]byte, 16), SignCount: 5, Flags: record.Flags{UserPresent: true, BackupEligible: true},
 		AttestationFormat: "packed", AttestationType: "self", Trust: "trusted", Transports: []string{"usb", "nfc"},
 		Discoverable: true, Name: "key", Record: []byte(`{"x":1}`)}
-	got, err := db.CompleteFIDO2Registration(ctx, "s1", c)
+	// The wrong ceremony does not finish it.
+	wrong := *s1
+	wrong.Ceremony = record.CeremonyAuthentication
+	if err := db.FinishFIDO2Registration(ctx, wrong, c); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("other ceremony: %v", err)
+	}
+	if err := db.FinishFIDO2Registration(ctx, *s1, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.FIDO2CredentialByID(ctx, "example.org", c.CredentialID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,19 +82,44 @@ func TestFIDO2CredentialLifecycle(t *testing.T) {
 		t.Fatalf("stored %+v", got)
 	}
 	sess, _ := db.FIDO2Session(ctx, "s1")
-	if sess.Status != record.StatusSucceeded || string(sess.CredentialID) != string(c.CredentialID) {
+	if sess.Status != record.StatusSucceeded || string(sess.CredentialID) != string(c.CredentialID) || sess.Username != "alice" {
 		t.Fatalf("session %+v", sess)
 	}
-	// Same credential ID again (another session) is refused and changes nothing.
-	newSession(t, db, "s2", record.CeremonyRegistration, u, []byte("challenge-2"), exp)
-	if _, err := db.TakeFIDO2Session(ctx, record.CeremonyRegistration, []byte("challenge-2"), time.Now()); err != nil {
-		t.Fatal(err)
+	// Single use: the finished session cannot finish again, nor fail.
+	c2 := c
+	c2.CredentialID = []byte{4}
+	if err := db.FinishFIDO2Registration(ctx, *s1, c2); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("second finish: %v", err)
 	}
-	if _, err := db.CompleteFIDO2Registration(ctx, "s2", c); !errors.Is(err, store.ErrAlreadyExists) {
+	if err := db.FailFIDO2Session(ctx, *s1, "late", time.Now()); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("fail after success: %v", err)
+	}
+	if _, err := db.FIDO2CredentialByID(ctx, "example.org", c2.CredentialID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("replayed registration stored a credential: %v", err)
+	}
+	// A sealed session (no row yet): finishing inserts the row. The same credential ID
+	// again is refused and leaves no session row.
+	sealed := record.Session{ID: "sealed-2", Ceremony: record.CeremonyRegistration, Challenge: []byte("challenge-2"),
+		UserID: u.ID, Username: "alice", ExpiresAt: exp}
+	if err := db.FinishFIDO2Registration(ctx, sealed, c); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
-	if s2, _ := db.FIDO2Session(ctx, "s2"); s2.Status != record.StatusVerifying {
-		t.Fatalf("session changed by a failed registration: %s", s2.Status)
+	if _, err := db.FIDO2Session(ctx, "sealed-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session row left by a failed registration: %v", err)
+	}
+	// A sealed session whose challenge is another session's is a replay.
+	clash := sealed
+	clash.Challenge = []byte("challenge-1")
+	if err := db.FinishFIDO2Registration(ctx, clash, c2); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("challenge clash: %v", err)
+	}
+	// A registration for a user that is gone.
+	gone := sealed
+	gone.ID, gone.Challenge = "sealed-gone", []byte("challenge-gone")
+	c3 := c2
+	c3.UserID = 999
+	if err := db.FinishFIDO2Registration(ctx, gone, c3); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
 	}
 	hu, hc, err := db.FIDO2CredentialsByHandle(ctx, u.Handle, "example.org")
 	if err != nil || hu.Username != "alice" || len(hc) != 1 {
@@ -89,37 +128,64 @@ func TestFIDO2CredentialLifecycle(t *testing.T) {
 	if _, _, err := db.FIDO2CredentialsByHandle(ctx, []byte("nope"), "example.org"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown handle: %v", err)
 	}
+	if nu, nc, err := db.FIDO2UserCredentialsByName(ctx, "alice", "example.org"); err != nil || nu.ID != u.ID ||
+		len(nc) != 1 || !nu.CreatedAt.Equal(u.CreatedAt) {
+		t.Fatalf("by name: %v %+v %d", err, nu, len(nc))
+	}
+	if _, nc, err := db.FIDO2UserCredentialsByName(ctx, "alice", "other.org"); err != nil || len(nc) != 0 {
+		t.Fatalf("other RP: %v %d", err, len(nc))
+	}
 
-	// Counter updates: increase accepted, equal/lower refused atomically.
+	// Counter updates (sealed sessions): increase accepted, equal/lower refused atomically.
 	for i, tc := range []struct {
 		count uint32
 		want  error
 	}{{6, nil}, {6, store.ErrCounter}, {3, store.ErrCounter}, {0, store.ErrCounter}, {7, nil}} {
 		id := "a" + string(rune('0'+i))
-		ch := []byte("auth-" + id)
-		newSession(t, db, id, record.CeremonyAuthentication, nil, ch, exp)
-		if _, err := db.TakeFIDO2Session(ctx, record.CeremonyAuthentication, ch, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		err := db.CompleteFIDO2Authentication(ctx, id, record.CounterUpdate{CredentialRowID: got.ID, SignCount: tc.count,
-			Flags: record.Flags{UserPresent: true, UserVerified: true, BackupEligible: true, BackupState: true}})
+		s := record.Session{ID: id, Ceremony: record.CeremonyAuthentication, Challenge: []byte("auth-" + id),
+			UserID: u.ID, Username: "alice", ExpiresAt: exp}
+		err := db.FinishFIDO2Authentication(ctx, s, got.CredentialID, record.CounterUpdate{CredentialRowID: got.ID,
+			SignCount: tc.count, Flags: record.Flags{UserPresent: true, UserVerified: true, BackupEligible: true, BackupState: true}})
 		if !errors.Is(err, tc.want) && !(tc.want == nil && err == nil) {
 			t.Fatalf("update to %d: %v, want %v", tc.count, err, tc.want)
 		}
-		s, _ := db.FIDO2Session(ctx, id)
-		if (tc.want == nil) != (s.Status == record.StatusSucceeded) || (tc.want == nil && s.Username != "alice") {
-			t.Fatalf("session after update %d: %+v", tc.count, s)
+		row, rerr := db.FIDO2Session(ctx, id)
+		if tc.want == nil && (rerr != nil || row.Status != record.StatusSucceeded || row.Username != "alice" ||
+			string(row.CredentialID) != string(got.CredentialID)) {
+			t.Fatalf("session after update %d: %v %+v", tc.count, rerr, row)
+		}
+		if tc.want != nil && !errors.Is(rerr, store.ErrNotFound) {
+			t.Fatalf("refused update %d left a session row: %v", tc.count, rerr)
+		}
+		if tc.want == nil {
+			// Replaying the finished session changes nothing, even with a higher counter.
+			if err := db.FinishFIDO2Authentication(ctx, s, got.CredentialID, record.CounterUpdate{CredentialRowID: got.ID,
+				SignCount: 100}); !errors.Is(err, store.ErrReplay) {
+				t.Fatalf("replay: %v", err)
+			}
 		}
 	}
 	now, _ := db.FIDO2CredentialByID(ctx, "example.org", c.CredentialID)
 	if now.SignCount != 7 || !now.Flags.UserVerified || !now.Flags.BackupState {
 		t.Fatalf("after updates %+v", now)
 	}
-	if err := db.FailFIDO2Session(ctx, "a1", "bad", time.Now()); err != nil {
+	// Failing: a sealed session gets a failed row; a second outcome is refused.
+	failed := record.Session{ID: "f1", Ceremony: record.CeremonyAuthentication, Challenge: []byte("f1"), ExpiresAt: exp}
+	if err := db.FailFIDO2Session(ctx, failed, "bad", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := db.FIDO2Session(ctx, "a1"); s.Status != record.StatusFailed || s.ErrorMessage != "bad" {
+	if s, _ := db.FIDO2Session(ctx, "f1"); s.Status != record.StatusFailed || s.ErrorMessage != "bad" {
 		t.Fatalf("failed session %+v", s)
+	}
+	if err := db.FinishFIDO2Authentication(ctx, failed, got.CredentialID, record.CounterUpdate{CredentialRowID: got.ID,
+		SignCount: 50}); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("success after failure: %v", err)
+	}
+	// A credential that is gone.
+	missing := record.Session{ID: "m1", Ceremony: record.CeremonyAuthentication, Challenge: []byte("m1"), ExpiresAt: exp}
+	if err := db.FinishFIDO2Authentication(ctx, missing, []byte{0}, record.CounterUpdate{CredentialRowID: 12345,
+		SignCount: 1}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing credential: %v", err)
 	}
 	// Delete: only the owner's.
 	if _, err := db.EnsureUser(ctx, "bob"); err != nil {
@@ -141,13 +207,11 @@ func TestFIDO2SessionExpiryAndPurge(t *testing.T) {
 	db := openFIDO2(t)
 	past := time.Now().Add(-time.Second)
 	newSession(t, db, "old", record.CeremonyAuthentication, nil, []byte("old"), past)
-	if _, err := db.TakeFIDO2Session(ctx, record.CeremonyAuthentication, []byte("old"), time.Now()); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("expired take: %v", err)
-	}
 	if err := db.CreateFIDO2Session(ctx, record.Session{ID: "dup", Challenge: []byte("old"), Data: []byte("{}"),
 		Status: record.StatusInitialized}); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Fatalf("duplicate challenge: %v", err)
 	}
+	newSession(t, db, "new", record.CeremonyAuthentication, nil, []byte("new"), time.Now().Add(time.Hour))
 	n, err := db.PurgeFIDO2Sessions(ctx, time.Now())
 	if err != nil || n != 1 {
 		t.Fatalf("purge %d %v", n, err)
@@ -155,47 +219,63 @@ func TestFIDO2SessionExpiryAndPurge(t *testing.T) {
 	if _, err := db.FIDO2Session(ctx, "old"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after purge: %v", err)
 	}
+	if _, err := db.FIDO2Session(ctx, "new"); err != nil {
+		t.Fatalf("unexpired session purged: %v", err)
+	}
 }
 
 // TestFIDO2CounterRace: concurrent assertions with the same counter; exactly one wins.
+// The "session" case: concurrent results for one session; exactly one is recorded.
 func TestFIDO2CounterRace(t *testing.T) {
 	ctx := context.Background()
 	db := openFIDO2(t)
 	u, _ := db.EnsureUser(ctx, "racer")
 	exp := time.Now().Add(time.Minute)
-	newSession(t, db, "r", record.CeremonyRegistration, u, []byte("r"), exp)
-	db.TakeFIDO2Session(ctx, record.CeremonyRegistration, []byte("r"), time.Now())
-	c, err := db.CompleteFIDO2Registration(ctx, "r", record.Credential{UserID: u.ID, RPID: "x", CredentialID: []byte{7},
-		PublicKey: []byte{1}, SignCount: 1, Record: []byte("{}")})
+	reg := record.Session{ID: "r", Ceremony: record.CeremonyRegistration, Challenge: []byte("r"), UserID: u.ID,
+		Username: u.Username, ExpiresAt: exp}
+	if err := db.FinishFIDO2Registration(ctx, reg, record.Credential{UserID: u.ID, RPID: "x", CredentialID: []byte{7},
+		PublicKey: []byte{1}, SignCount: 1, Record: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.FIDO2CredentialByID(ctx, "x", []byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 8
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		id := "race" + string(rune('a'+i))
-		newSession(t, db, id, record.CeremonyAuthentication, nil, []byte(id), exp)
-		if _, err := db.TakeFIDO2Session(ctx, record.CeremonyAuthentication, []byte(id), time.Now()); err != nil {
-			t.Fatal(err)
+	race := func(t *testing.T, session func(i int) record.Session, count func(i int) uint32, loser error) {
+		t.Helper()
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- db.FinishFIDO2Authentication(ctx, session(i), c.CredentialID,
+					record.CounterUpdate{CredentialRowID: c.ID, SignCount: count(i)})
+			}()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- db.CompleteFIDO2Authentication(ctx, id, record.CounterUpdate{CredentialRowID: c.ID, SignCount: 2})
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	ok := 0
-	for err := range errs {
-		if err == nil {
-			ok++
-		} else if !errors.Is(err, store.ErrCounter) {
-			t.Fatal(err)
+		wg.Wait()
+		close(errs)
+		ok := 0
+		for err := range errs {
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, loser) {
+				t.Fatal(err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d concurrent finishes succeeded, want 1", ok)
 		}
 	}
-	if ok != 1 {
-		t.Fatalf("%d concurrent updates to the same counter succeeded, want 1", ok)
-	}
+	t.Run("counter", func(t *testing.T) {
+		race(t, func(i int) record.Session {
+			id := "race" + string(rune('a'+i))
+			return record.Session{ID: id, Ceremony: record.CeremonyAuthentication, Challenge: []byte(id), ExpiresAt: exp}
+		}, func(int) uint32 { return 2 }, store.ErrCounter)
+	})
+	t.Run("session", func(t *testing.T) {
+		s := record.Session{ID: "one", Ceremony: record.CeremonyAuthentication, Challenge: []byte("one"), ExpiresAt: exp}
+		race(t, func(int) record.Session { return s }, func(i int) uint32 { return uint32(10 + i) }, store.ErrReplay)
+	})
 }

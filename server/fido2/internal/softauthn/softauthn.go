@@ -111,7 +111,7 @@ const (
 
 // Attestation selects the attestation statement [Create] produces.
 type Attestation struct {
-	// Format is "none", "packed" or "fido-u2f".
+	// Format is "none", "packed", "fido-u2f", "android-key" or "apple".
 	Format string
 	// AAGUID of the authenticator (ignored for fido-u2f, which uses zeros).
 	AAGUID [16]byte
@@ -120,6 +120,10 @@ type Attestation struct {
 	X5C [][]byte
 	// Alg of Key (ES256 default).
 	Alg int64
+	// X5CFor makes the x5c (leaf first, DER) of the "android-key" and "apple" formats,
+	// whose leaf certifies the credential key and carries data bound to the ceremony
+	// (the clientDataHash, or SHA-256(authData || clientDataHash)).
+	X5CFor func(credKey crypto.PublicKey, authData, clientDataHash []byte) ([][]byte, error)
 }
 
 // Request is the client side of one ceremony.
@@ -202,6 +206,26 @@ func Create(c *Credential, att Attestation, r Request) (map[string]any, error) {
 				return nil, err
 			}
 			stmt = map[string]any{"alg": c.Alg, "sig": sig}
+		}
+	case "android-key", "apple":
+		if att.X5CFor == nil {
+			return nil, fmt.Errorf("softauthn: %s needs X5CFor", att.Format)
+		}
+		chain, err := att.X5CFor(c.Key.Public(), ad, cdh[:])
+		if err != nil {
+			return nil, err
+		}
+		x5c := make([]any, len(chain))
+		for i, b := range chain {
+			x5c[i] = b
+		}
+		stmt = map[string]any{"x5c": x5c}
+		if att.Format == "android-key" {
+			sig, err := Sign(c.Key, c.Alg, msg)
+			if err != nil {
+				return nil, err
+			}
+			stmt["alg"], stmt["sig"] = c.Alg, sig
 		}
 	case "fido-u2f":
 		pub, ok := c.Key.Public().(*ecdsa.PublicKey)

@@ -1,0 +1,139 @@
+package attestation
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"time"
+
+	"github.com/fidoserver/hwfido/metadata"
+)
+
+// FIDO2StatementSource looks statements up; *metadata.Set and *metadata.Catalog
+// implement it (a Catalog sees hot reloads).
+type FIDO2StatementSource interface {
+	ByAAGUID(id metadata.AAGUID) (*metadata.Statement, bool)
+	ByKeyIdentifier(hexID string) (*metadata.Statement, bool)
+}
+
+// StatusMode says what a refused MDS status does.
+type StatusMode string
+
+// Status modes.
+const (
+	// StatusEnforce refuses the attestation (the zero value).
+	StatusEnforce StatusMode = "enforce"
+	// StatusMonitor logs the refusal and accepts.
+	StatusMonitor StatusMode = "monitor"
+)
+
+// MetadataAnchorsOptions configures [NewMetadataAnchors]. The zero value of every
+// field is usable.
+type MetadataAnchorsOptions struct {
+	// Status is the MDS status policy (default: the zero metadata.StatusPolicy).
+	Status metadata.StatusPolicy
+	// StatusMode is enforce (default) or monitor.
+	StatusMode StatusMode
+	// FormatRoots are roots for formats whose authenticators report no AAGUID
+	// ("apple": Apple's WebAuthn root), keyed by attestation format.
+	FormatRoots map[string][]*x509.Certificate
+	// Logger receives status refusals accepted under monitor (default: discard).
+	Logger *slog.Logger
+}
+
+// MetadataAnchors implements [FIDO2Anchors] and [FIDO2FormatAnchors] over metadata
+// statements: roots from attestationRootCertificates, attestation types from the
+// TAG_ATTESTATION_* values, algorithms from authenticationAlgorithms (as COSE
+// identifiers), and an MDS status check (metadata.StatusPolicy) run at verification
+// time with the presented attestation certificate. It is safe for concurrent use.
+type MetadataAnchors struct {
+	src  FIDO2StatementSource
+	opts MetadataAnchorsOptions
+	log  *slog.Logger
+}
+
+// NewMetadataAnchors returns anchors over src.
+func NewMetadataAnchors(src FIDO2StatementSource, opts MetadataAnchorsOptions) *MetadataAnchors {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.StatusMode == "" {
+		opts.StatusMode = StatusEnforce
+	}
+	return &MetadataAnchors{src: src, opts: opts, log: log}
+}
+
+// fido2AttestationTypes maps TAG_ATTESTATION_* values to go-webauthn's names (FIDO
+// Registry §3.6.3). ECDAA has no FIDO2 verifier and maps to nothing.
+var fido2AttestationTypes = map[uint16]string{
+	0x3E07: "basic_full",
+	0x3E08: "basic_surrogate",
+	0x3E0A: "attca",
+	0x3E0B: "none",
+	0x3E0C: "anonca",
+}
+
+// Anchor converts one statement (nil gives nil). A statement whose types are all
+// unknown to FIDO2 (ECDAA only) yields an anchor that allows no type.
+func (m *MetadataAnchors) Anchor(st *metadata.Statement) *FIDO2Anchor {
+	if st == nil {
+		return nil
+	}
+	a := &FIDO2Anchor{Roots: st.AttestationRoots}
+	for _, t := range st.AttestationTypes {
+		if name, ok := fido2AttestationTypes[t]; ok {
+			a.AttestationTypes = append(a.AttestationTypes, name)
+		}
+	}
+	if len(a.AttestationTypes) == 0 && len(st.AttestationTypes) > 0 {
+		a.AttestationTypes = []string{"-"}
+	}
+	for _, alg := range st.AuthenticationAlgorithms {
+		if cose, ok := metadata.COSEAlgorithm(alg); ok {
+			a.Algorithms = append(a.Algorithms, cose)
+		}
+	}
+	policy, mode, log := m.opts.Status, m.opts.StatusMode, m.log
+	a.Check = func(now time.Time, leaf *x509.Certificate) error {
+		err := policy.Check(st, metadata.StatusCheck{Time: now, AttestationCertificate: leaf})
+		if err != nil && mode == StatusMonitor {
+			log.Warn("attestation: metadata status refused (monitor: accepted)", "aaguid", st.AAGUID.String(),
+				"description", st.Description, "err", err)
+			return nil
+		}
+		return err
+	}
+	return a
+}
+
+// FIDO2AnchorByAAGUID implements [FIDO2Anchors].
+func (m *MetadataAnchors) FIDO2AnchorByAAGUID(_ context.Context, aaguid [16]byte) (*FIDO2Anchor, error) {
+	st, _ := m.src.ByAAGUID(metadata.AAGUID(aaguid))
+	return m.Anchor(st), nil
+}
+
+// FIDO2AnchorByKeyIdentifier implements [FIDO2Anchors].
+func (m *MetadataAnchors) FIDO2AnchorByKeyIdentifier(_ context.Context, keyIdentifier string) (*FIDO2Anchor, error) {
+	st, _ := m.src.ByKeyIdentifier(keyIdentifier)
+	return m.Anchor(st), nil
+}
+
+// FIDO2AnchorByFormat implements [FIDO2FormatAnchors] with opts.FormatRoots: the anchor
+// allows the format's usual type (anonca for apple, any otherwise) and has no status.
+func (m *MetadataAnchors) FIDO2AnchorByFormat(_ context.Context, format string) (*FIDO2Anchor, error) {
+	roots := m.opts.FormatRoots[format]
+	if len(roots) == 0 {
+		return nil, nil
+	}
+	a := &FIDO2Anchor{Roots: roots}
+	if format == "apple" {
+		a.AttestationTypes = []string{"anonca"}
+	}
+	return a, nil
+}
+
+var (
+	_ FIDO2Anchors       = (*MetadataAnchors)(nil)
+	_ FIDO2FormatAnchors = (*MetadataAnchors)(nil)
+)

@@ -1,0 +1,142 @@
+package fido2
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/fidoserver/hwfido/server/fido2/record"
+	"github.com/fidoserver/hwfido/server/store"
+)
+
+// pending is a ceremony between its options and its result call.
+type pending struct {
+	sess record.Session
+	// sd is the verifier state; for a sealed session it is completed by complete once the
+	// user is known.
+	sd     webauthn.SessionData
+	sealed bool
+	ext    uint8
+}
+
+// startSession makes the session of new options: sealed into a fresh challenge when the
+// extension inputs allow it (the returned challenge then replaces go-webauthn's), else a
+// stored session keyed by go-webauthn's challenge (challenge nil). userID is 0 for a
+// discoverable authentication.
+func (s *Service) startSession(ctx context.Context, c record.Ceremony, userID int64, username string,
+	sd *webauthn.SessionData, ext protocol.AuthenticationExtensions) (id string, challenge []byte, err error) {
+	now := s.now().UTC()
+	if bits, ok := sealableExtensions(ext); ok {
+		ch, err := s.sealer.seal(sealedState{ceremony: c, uv: sd.UserVerification, ext: bits, userID: userID,
+			expires: now.Add(s.cfg.Timeout)})
+		if err != nil {
+			return "", nil, err
+		}
+		return b64(ch), ch, nil
+	}
+	ch, err := decodeB64URL(sd.Challenge)
+	if err != nil {
+		return "", nil, fmt.Errorf("fido2: session challenge: %w", err)
+	}
+	data, err := json.Marshal(sd)
+	if err != nil {
+		return "", nil, fmt.Errorf("fido2: session: %w", err)
+	}
+	id, err = newSessionID()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := s.deps.Store.CreateFIDO2Session(ctx, record.Session{
+		ID: id, Ceremony: c, Challenge: ch, UserID: userID, Username: username, Data: data,
+		Status: record.StatusInitialized, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.Timeout),
+	}); err != nil {
+		return "", nil, err
+	}
+	return id, nil, nil
+}
+
+func unknownSession(c record.Ceremony, err error) error {
+	return badRequest("challenge does not match a pending "+string(c)+" (unknown or expired)", err)
+}
+
+func replayed(err error) error { return badRequest("challenge was already used", err) }
+
+// openSession finds the pending ceremony of a result by the challenge echoed in
+// clientDataJSON. A sealed session costs no I/O; a stored one one read. Single use is
+// enforced when the outcome is recorded (a replay fails there with store.ErrReplay).
+func (s *Service) openSession(ctx context.Context, c record.Ceremony, challenge []byte) (*pending, error) {
+	now := s.now()
+	if st, err := s.sealer.open(challenge); err == nil {
+		if st.ceremony != c || !now.Before(st.expires) {
+			return nil, unknownSession(c, nil)
+		}
+		p := &pending{sealed: true, ext: st.ext, sess: record.Session{
+			ID: b64(challenge), Ceremony: c, Challenge: challenge, UserID: st.userID,
+			Status: record.StatusInitialized, ExpiresAt: st.expires,
+		}}
+		p.sd = webauthn.SessionData{
+			Challenge: p.sess.ID, RelyingPartyID: s.cfg.RPID, Expires: st.expires, UserVerification: st.uv,
+			Extensions: extensionsOf(st.ext).Session(),
+		}
+		if c == record.CeremonyRegistration {
+			p.sd.CredParams = s.params
+		}
+		return p, nil
+	}
+	sess, err := s.deps.Store.FIDO2SessionByChallenge(ctx, challenge)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, unknownSession(c, err)
+	case err != nil:
+		return nil, err
+	case sess.Ceremony != c:
+		return nil, unknownSession(c, nil)
+	case sess.Status != record.StatusInitialized:
+		return nil, replayed(store.ErrReplay)
+	case !now.Before(sess.ExpiresAt):
+		return nil, unknownSession(c, nil)
+	}
+	p := &pending{sess: *sess}
+	if err := json.Unmarshal(sess.Data, &p.sd); err != nil {
+		return nil, fmt.Errorf("fido2: session data: %w", err)
+	}
+	return p, nil
+}
+
+// bindUser completes a sealed session's verifier state with the user known from the
+// store: the user handle and, for an authentication, the allowed credentials (the user's
+// credentials, as the options listed them).
+func (p *pending) bindUser(wu *waUser) {
+	p.sess.UserID, p.sess.Username = wu.user.ID, wu.user.Username
+	if !p.sealed {
+		return
+	}
+	p.sd.UserID = wu.user.Handle
+	if p.sess.Ceremony == record.CeremonyAuthentication {
+		for _, c := range wu.creds {
+			p.sd.AllowedCredentialIDs = append(p.sd.AllowedCredentialIDs, c.ID)
+		}
+	}
+}
+
+// fail records that the ceremony failed and returns err. A session that was already
+// finished (a lost replay race) keeps its outcome.
+func (s *Service) fail(ctx context.Context, p *pending, err error) error {
+	msg := "failed"
+	var fe *Error
+	if errors.As(err, &fe) {
+		msg = fe.Msg
+	}
+	if errors.Is(err, store.ErrReplay) {
+		return err
+	}
+	ferr := s.deps.Store.FailFIDO2Session(context.WithoutCancel(ctx), p.sess, msg, s.now())
+	if ferr != nil && !errors.Is(ferr, store.ErrReplay) {
+		s.log.Error("fido2: mark session failed", "session", p.sess.ID, "err", ferr)
+	}
+	return err
+}
