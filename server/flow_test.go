@@ -301,3 +301,69 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		}
 	})
 }
+
+// withoutAssertions turns a response message into a failure report: same header and
+// fcParams, no assertions.
+func withoutAssertions(t *testing.T, uafResponse string) string {
+	t.Helper()
+	var msgs []map[string]any
+	if err := json.Unmarshal([]byte(uafResponse), &msgs); err != nil || len(msgs) != 1 {
+		t.Fatalf("response %q: %v", uafResponse, err)
+	}
+	msgs[0]["assertions"] = []any{}
+	b, _ := json.Marshal(msgs)
+	return string(b)
+}
+
+// TestClientFailureReport: a response without assertions is accepted only as an authentic
+// failure report with codes; it ends the operation (the request cannot be completed
+// afterwards); an empty response without codes is refused and consumes nothing.
+func TestClientFailureReport(t *testing.T) {
+	e, a := registered(t, envOptions{}, false)
+	for _, op := range []string{"Auth", "Reg"} {
+		t.Run(op, func(t *testing.T) {
+			ctxJSON, bearer := map[string]any{"username": "alice", "transaction": "Pay 10 EUR to Bob"}, ""
+			if op == "Reg" {
+				ctxJSON, bearer = map[string]any{"username": "alice"}, e.callerToken("alice")
+			}
+			resp := func(r *uaf.ReturnUAFRequest) string {
+				if op == "Reg" {
+					return a.register(r, mutations{})
+				}
+				return a.authenticate(r, mutations{})
+			}
+			// No codes: refused, nothing consumed.
+			_, r, _ := e.getRequest(op, ctxJSON, bearer)
+			for _, rc := range []string{"", `{}`, `{"asmStatusCode":0,"clientErrorCode":0}`, `{"asmStatusCode":300}`, `not json`} {
+				if sr := e.sendResponseCtx(op, withoutAssertions(t, resp(r)), rc); sr.StatusCode != uaf.StatusUnacceptableContent {
+					t.Fatalf("empty response with context %q: %+v", rc, sr)
+				}
+			}
+			if sr := e.sendResponse(op, resp(r)); sr.StatusCode != uaf.StatusOK {
+				t.Fatalf("the request after refused empty reports: %+v", sr)
+			}
+			// A cancel report: accepted, and the request is used up.
+			_, r, _ = e.getRequest(op, ctxJSON, bearer)
+			real := resp(r)
+			if sr := e.sendResponseCtx(op, withoutAssertions(t, real), `{"asmStatusCode":3,"clientErrorCode":3}`); sr.StatusCode != uaf.StatusOK ||
+				sr.Description != "failure report recorded" || len(sr.AdditionalTokens) != 0 {
+				t.Fatalf("cancel report: %+v", sr)
+			}
+			if sr := e.sendResponse(op, real); sr.StatusCode != uaf.StatusRequestInvalid {
+				t.Fatalf("completing a cancelled request: %+v", sr)
+			}
+			if sr := e.sendResponseCtx(op, withoutAssertions(t, real), `{"asmStatusCode":3,"clientErrorCode":3}`); sr.StatusCode != uaf.StatusRequestInvalid {
+				t.Fatalf("second cancel report: %+v", sr)
+			}
+			// A report with a forged serverData is not authentic.
+			forged := strings.Replace(withoutAssertions(t, real), `"serverData":"`, `"serverData":"A`, 1)
+			if sr := e.sendResponseCtx(op, forged, `{"clientErrorCode":3}`); sr.StatusCode == uaf.StatusOK {
+				t.Fatalf("forged report accepted: %+v", sr)
+			}
+		})
+	}
+	// The first key plus the one registered after the refused reports; the cancelled one is not stored.
+	if regs, _ := e.db().UAFRegistrations(context.Background(), "alice"); len(regs) != 2 {
+		t.Fatalf("registrations after reports: %d", len(regs))
+	}
+}

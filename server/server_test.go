@@ -173,7 +173,13 @@ func (e *env) getRequest(op string, ctxJSON any, bearer string) (int, *uaf.Retur
 // sendResponse posts a SendUAFResponse and returns the ServerResponse.
 func (e *env) sendResponse(op, uafResponse string) *uaf.ServerResponse {
 	e.t.Helper()
-	body, _ := json.Marshal(uaf.SendUAFResponse{UAFResponse: uafResponse})
+	return e.sendResponseCtx(op, uafResponse, "")
+}
+
+// sendResponseCtx is sendResponse with a response context.
+func (e *env) sendResponseCtx(op, uafResponse, respCtx string) *uaf.ServerResponse {
+	e.t.Helper()
+	body, _ := json.Marshal(uaf.SendUAFResponse{UAFResponse: uafResponse, Context: respCtx})
 	path := map[string]string{"Reg": "registration", "Auth": "authentication"}[op]
 	code, b := e.do("POST", "/nevisfido/uaf/1.1/"+path, "application/fido+uaf", "", body)
 	if code != 200 {

@@ -38,10 +38,12 @@ var (
 		opt("tcDisplayPNGCharacteristics", arr(schemaPNG, 0, 16)), opt("exts", schemaExts))
 	schemaSignAssertion = obj(req("assertionScheme", str(1, 32)), req("assertion", str(1, MaxAssertionLen)),
 		opt("exts", schemaExts))
+	// An empty assertions array is well-formed: it is how a client reports a failure (the codes
+	// travel in the SendUAFResponse context); the server decides whether such a report is valid.
 	schemaRegResponse = obj(req("header", schemaHeader), req("fcParams", str(1, MaxFCParamsLen)),
-		req("assertions", arr(schemaRegAssertion, 1, MaxAssertions)))
+		req("assertions", arr(schemaRegAssertion, 0, MaxAssertions)))
 	schemaAuthResponse = obj(req("header", schemaHeader), req("fcParams", str(1, MaxFCParamsLen)),
-		req("assertions", arr(schemaSignAssertion, 1, MaxAssertions)))
+		req("assertions", arr(schemaSignAssertion, 0, MaxAssertions)))
 	schemaFCParams = obj(req("appID", str(0, MaxAppIDLen)), req("challenge", str(0, 1024)),
 		req("facetID", str(0, MaxAppIDLen)),
 		req("channelBinding", obj(opt("serverEndPoint", str(0, 0)), opt("tlsServerCertificate", str(0, 0)),

@@ -40,7 +40,6 @@ func TestDecodeResponse(t *testing.T) {
 		"fcParams number":     strings.Replace(goodReg, `"eyJ9"`, `7`, 1),
 		"fcParams null":       strings.Replace(goodReg, `"eyJ9"`, `null`, 1),
 		"assertions object":   `[{"header":{"upv":{"major":1,"minor":1},"op":"Reg"},"fcParams":"e","assertions":{}}]`,
-		"assertions empty":    `[{"header":{"upv":{"major":1,"minor":1},"op":"Reg"},"fcParams":"e","assertions":[]}]`,
 		"assertion number":    strings.Replace(goodReg, `"AQ"`, `1`, 1),
 		"scheme array":        strings.Replace(goodReg, `"UAFV1TLV"`, `["UAFV1TLV"]`, 1),
 		"tcDisplay object":    strings.Replace(goodReg, `"assertion":"AQ"`, `"assertion":"AQ","tcDisplayPNGCharacteristics":{}`, 1),

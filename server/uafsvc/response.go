@@ -24,6 +24,23 @@ type Outcome struct {
 	Session  string
 	Keys     []store.UAFRegistration
 	Err      error // nil on success
+
+	// ASMStatusCode and ClientErrorCode are the codes of a client's failure report (both 0
+	// otherwise); such an outcome has Err set to a *[ClientFailure].
+	ASMStatusCode   int
+	ClientErrorCode int
+}
+
+// ClientFailure is the error of an outcome in which the client reported that it failed (for
+// instance the user cancelled): a response message without assertions whose context carries
+// the ASM status code and the client error code.
+type ClientFailure struct {
+	ASMStatusCode   int
+	ClientErrorCode int
+}
+
+func (e *ClientFailure) Error() string {
+	return fmt.Sprintf("client reported failure: asmStatusCode %d, clientErrorCode %d", e.ASMStatusCode, e.ClientErrorCode)
 }
 
 // Respond checks a SendUAFResponse for op ("Reg" or "Auth") and returns the ServerResponse.
@@ -207,12 +224,12 @@ func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Out
 		return nil, err
 	}
 	out := &Outcome{Username: c.sd.Username, Session: c.sd.Session}
+	if len(msg.Assertions) == 0 {
+		return s.clientFailure(ctx, send.Context, c, out)
+	}
 	pol, ok := s.o.Policies[c.sd.Policy]
 	if !ok {
 		return out, fail(uaf.StatusRequestInvalid, "the request's policy no longer exists", nil)
-	}
-	if len(msg.Assertions) == 0 {
-		return out, fail(uaf.StatusUnacceptableContent, "no assertions", nil)
 	}
 	existing, err := s.o.Store.UAFRegistrations(ctx, c.sd.Username)
 	if err != nil {
@@ -248,6 +265,45 @@ func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Out
 	}
 	out.Keys = regs
 	out.Response = &uaf.ServerResponse{StatusCode: uaf.StatusOK, Description: "OK"}
+	return out, nil
+}
+
+// clientFailure handles a response message without assertions: valid only as an authentic
+// failure report, whose context names a non-zero ASM status code or client error code
+// (nevisFIDO's "Response Context"). The report ends the operation: its request is consumed,
+// so it cannot be completed afterwards, and the outcome carries the codes for the status of
+// the session. The ServerResponse is 1200 — the report was accepted — while out.Err marks the
+// operation as failed.
+func (s *Service) clientFailure(ctx context.Context, rawCtx string, c *checked, out *Outcome) (*Outcome, error) {
+	var rc responseContext
+	if err := decodeContext(rawCtx, &rc); err != nil {
+		return out, fail(uaf.StatusUnacceptableContent, "no assertions and an unreadable context", err)
+	}
+	asm, cl := 0, 0
+	if rc.ASMStatusCode != nil {
+		asm = *rc.ASMStatusCode
+	}
+	if rc.ClientErrorCode != nil {
+		cl = *rc.ClientErrorCode
+	}
+	if asm == 0 && cl == 0 {
+		return out, fail(uaf.StatusUnacceptableContent, "no assertions and no failure reported", nil)
+	}
+	if asm < 0 || asm > 0xFF || cl < 0 || cl > 0xFF {
+		return out, fail(uaf.StatusUnacceptableContent, "asmStatusCode and clientErrorCode must be in 0..255", nil)
+	}
+	err := s.o.Store.AuthenticateUAF(ctx, store.Consumption{Nonce: c.sd.Nonce, ExpiresAt: c.sd.ExpiresAt()}, nil)
+	switch {
+	case errors.Is(err, store.ErrReplay):
+		return out, fail(uaf.StatusRequestInvalid, "the request was already used", err)
+	case err != nil:
+		return out, err
+	}
+	out.ASMStatusCode, out.ClientErrorCode = asm, cl
+	out.Err = &ClientFailure{ASMStatusCode: asm, ClientErrorCode: cl}
+	out.Response = &uaf.ServerResponse{StatusCode: uaf.StatusOK, Description: "failure report recorded"}
+	s.log.Info("audit: uaf client failure", "op", string(c.header.Op), "user", c.sd.Username,
+		"asmStatusCode", asm, "clientErrorCode", cl)
 	return out, nil
 }
 
@@ -340,7 +396,7 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 	}
 	out := &Outcome{Username: c.sd.Username, Session: c.sd.Session}
 	if len(msg.Assertions) == 0 {
-		return out, fail(uaf.StatusUnacceptableContent, "no assertions", nil)
+		return s.clientFailure(ctx, send.Context, c, out)
 	}
 	var pol uaf.Policy
 	if c.sd.Username == "" {
