@@ -155,6 +155,10 @@ type ServerOptions struct {
 	Token *Token
 	// DBPath reuses a database (for several servers sharing one store); "" creates one.
 	DBPath string
+	// ExtraYAML is appended to the generated configuration (top-level sections such as
+	// fido2: or oob:); it may use {{.URL}} and {{.Dir}}, replaced by the server's base URL
+	// and folder.
+	ExtraYAML string
 }
 
 // DefaultFacet is the facet ID trusted by every harness server.
@@ -241,6 +245,7 @@ result-token:
 log:
   level: debug
 `, port, o.Conformance, s.Token.URI, s.DBPath, s.AppID, quoteList(facets), mdDir, o.CounterPolicy, Issuer, Audience, loginPub, s.URL)
+	cfg += strings.NewReplacer("{{.URL}}", s.URL, "{{.Dir}}", dir).Replace(o.ExtraYAML)
 	cfgPath := filepath.Join(dir, "hwfido.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
