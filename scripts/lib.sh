@@ -52,6 +52,13 @@ caller-auth:
 result-token:
   issuer: http://127.0.0.1:$port
   audience: https://app.example
+fido2:
+  enabled: true
+  rp-id: localhost
+  rp-name: hwfido demo
+  origins: ["http://localhost:$port"]
+  attestation-policy: monitor
+  demo: true
 log:
   level: warn
 YAML
@@ -63,6 +70,9 @@ start_server() {
   port=$(sed -n 's/^  listen: 127.0.0.1:\([0-9]*\)$/\1/p' "$HWFIDO_CONFIG")
   "$BIN/hwfido-server" -config "$HWFIDO_CONFIG" > "$log" 2>&1 &
   SERVER_PID=$!
+  # A script that restarts the server (demo-tpm.sh, to load new metadata) leaves its pid here
+  # so the stop_server of the script that started the first one stops it too.
+  echo "$SERVER_PID" > "$(dirname "$HWFIDO_CONFIG")/server.pid"
   for _ in $(seq 1 200); do
     if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then return 0; fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "server exited:"; cat "$log"; return 1; fi
@@ -74,4 +84,14 @@ start_server() {
 stop_server() {
   [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
+  local pidfile pid
+  [ -n "${HWFIDO_CONFIG:-}" ] || return 0
+  pidfile="$(dirname "$HWFIDO_CONFIG")/server.pid"
+  [ -s "$pidfile" ] || return 0
+  pid=$(cat "$pidfile"); rm -f "$pidfile"
+  # Only a live hwfido-server with that pid (not a recycled pid) is stopped.
+  if grep -qa 'hwfido-server' "/proc/$pid/cmdline" 2>/dev/null && kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  fi
+  return 0
 }

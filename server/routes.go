@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/gorilla/mux"
+
 	"github.com/fidoserver/hwfido/hsm"
 	"github.com/fidoserver/hwfido/metadata"
 	"github.com/fidoserver/hwfido/server/callerauth"
@@ -38,7 +40,11 @@ func (s *Server) routes() (*httpapi.API, error) {
 	}
 	results := resulttoken.New(tokenSigner{s.token}, resulttoken.Options{Issuer: cfg.ResultToken.Issuer,
 		Audience: cfg.ResultToken.Audience, Lifetime: cfg.ResultToken.Lifetime.D()})
-	svc, err := uafsvc.New(uafsvc.Options{
+	oobSvc, err := s.oobService(results)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := uafsvc.New(uafsvc.Options{Sessions: oobSvc, Targets: oobSvc,
 		AppID: cfg.UAF.AppID, Facets: cfg.UAF.Facets, Policies: policies, DefaultPolicy: cfg.UAF.DefaultPolicy,
 		Lifetime: cfg.UAF.RequestLifetime.D(), RecordOnlyCounters: cfg.UAF.CounterPolicy == "record",
 		Sealer: serverdata.NewSealer(s.token, hsm.ErrBadMAC, hsm.ErrUnknownKey),
@@ -48,6 +54,15 @@ func (s *Server) routes() (*httpapi.API, error) {
 		return nil, err
 	}
 	s.uaf = svc
+	oobSvc.Attach(svc)
+	fido2Mount, err := s.fido2Mount(callers, results)
+	if err != nil {
+		return nil, err
+	}
+	var mounts []func(*mux.Router)
+	if fido2Mount != nil {
+		mounts = append(mounts, fido2Mount)
+	}
 	return &httpapi.API{
 		Log:     s.log.With("component", "http"),
 		MaxBody: cfg.Server.MaxBodyBytes,
@@ -59,7 +74,9 @@ func (s *Server) routes() (*httpapi.API, error) {
 		Unavailable: isOutage,
 		Callers:     callers,
 		UAF:         svc,
+		OOB:         oobSvc,
 		Conformance: cfg.Server.ConformanceAPI,
+		Mounts:      mounts,
 	}, nil
 }
 

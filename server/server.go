@@ -10,10 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/fidoserver/hwfido/hsm"
 	"github.com/fidoserver/hwfido/server/config"
+	"github.com/fidoserver/hwfido/server/fido2"
+	"github.com/fidoserver/hwfido/server/oob"
 	"github.com/fidoserver/hwfido/server/store/sqlite"
 	"github.com/fidoserver/hwfido/server/uafsvc"
 )
@@ -32,6 +35,10 @@ func NewLogger(c config.Log) *slog.Logger {
 // Run builds the server from cfg and serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, cfg *config.Config, version string) error {
 	log := NewLogger(cfg.Log)
+	if cfg.Server.GCPercent != 0 {
+		prev := debug.SetGCPercent(cfg.Server.GCPercent)
+		log.Info("gc target set", "gc_percent", cfg.Server.GCPercent, "was", prev)
+	}
 	s, err := New(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -53,6 +60,8 @@ type Server struct {
 	db      *sqlite.DB
 	handler http.Handler
 	uaf     *uafsvc.Service
+	oob     *oob.Service
+	fido2   *fido2.Service // nil when fido2.enabled is false
 }
 
 // New opens the HSM token and the store and builds every service. On error nothing stays
@@ -145,6 +154,8 @@ func (s *Server) purgeLoop(ctx context.Context) {
 			} else if n > 0 {
 				s.log.Debug("purged expired records", "count", n)
 			}
+			s.purgeOOB(ctx, now)
+			s.purgeFIDO2(ctx)
 		}
 	}
 }

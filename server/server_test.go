@@ -41,6 +41,7 @@ type env struct {
 	token    *hsmtest.Token
 	dbPath   string
 	loginKey *ecdsa.PrivateKey
+	cfg      *config.Config
 }
 
 type envOptions struct {
@@ -48,6 +49,7 @@ type envOptions struct {
 	counterPolicy string
 	conformance   bool
 	maxBody       int
+	extraYAML     string // appended to the configuration (sections of later features)
 }
 
 func newEnv(t *testing.T, o envOptions) *env { return newEnvTB(t, o) }
@@ -108,7 +110,7 @@ caller-auth:
       keys-file: %s
 result-token:
   audience: https://rp.test
-`, o.conformance, o.maxBody, tok.URI, dbPath, appID, facetID, mdDir, o.counterPolicy, issuer, pub)
+`, o.conformance, o.maxBody, tok.URI, dbPath, appID, facetID, mdDir, o.counterPolicy, issuer, pub) + o.extraYAML
 	cfg, err := config.Parse([]byte(yaml), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +126,7 @@ result-token:
 	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: srv, http: hs, token: tok, dbPath: dbPath, loginKey: k}
+	return &env{t: t, srv: srv, http: hs, token: tok, dbPath: dbPath, loginKey: k, cfg: cfg}
 }
 
 func (e *env) callerToken(user string) string {

@@ -180,13 +180,13 @@ func DecodeResponse(data []byte) (*Response, error) {
 	switch op {
 	case OpReg:
 		var r RegistrationResponse
-		if err := decodeStrict(m, MaxMessageSize, "uafResponse", schemaRegResponse, &r); err != nil {
+		if err := decodeChecked(m, "uafResponse", schemaRegResponse, &r); err != nil {
 			return nil, err
 		}
 		return &Response{Registration: &r}, nil
 	case OpAuth:
 		var r AuthenticationResponse
-		if err := decodeStrict(m, MaxMessageSize, "uafResponse", schemaAuthResponse, &r); err != nil {
+		if err := decodeChecked(m, "uafResponse", schemaAuthResponse, &r); err != nil {
 			return nil, err
 		}
 		return &Response{Authentication: &r}, nil
@@ -205,19 +205,19 @@ func DecodeRequest(data []byte) (*Request, error) {
 	switch op {
 	case OpReg:
 		var r RegistrationRequest
-		if err := decodeStrict(m, MaxMessageSize, "uafRequest", schemaRegRequest, &r); err != nil {
+		if err := decodeChecked(m, "uafRequest", schemaRegRequest, &r); err != nil {
 			return nil, err
 		}
 		return &Request{Registration: &r}, nil
 	case OpAuth:
 		var r AuthenticationRequest
-		if err := decodeStrict(m, MaxMessageSize, "uafRequest", schemaAuthRequest, &r); err != nil {
+		if err := decodeChecked(m, "uafRequest", schemaAuthRequest, &r); err != nil {
 			return nil, err
 		}
 		return &Request{Authentication: &r}, nil
 	}
 	var r DeregistrationRequest
-	if err := decodeStrict(m, MaxMessageSize, "uafRequest", schemaDeregRequest, &r); err != nil {
+	if err := decodeChecked(m, "uafRequest", schemaDeregRequest, &r); err != nil {
 		return nil, err
 	}
 	return &Request{Deregistration: &r}, nil

@@ -24,10 +24,11 @@ func reportLatency(b *testing.B, d []time.Duration) {
 
 // BenchmarkDaemonAuthenticate measures one assertion through the daemon:
 // an ASM Authenticate request over the Unix socket (HTTP/JSON, SO_PEERCRED,
-// key lookup, sign counter persisted with fsync, SIGNED_DATA built, TPM
-// load + sign in a salted session + flush, assertion assembled) until the
-// signed assertion is back in the caller. Compare with
-// authenticatord/tpm BenchmarkBareLoadSignFlush (the floor).
+// key lookup, sign counter from the reserved block — one fsync per 32 —,
+// SIGNED_DATA built, TPM2_Sign in the reusable salted session on the cached
+// key, assertion assembled) until the signed assertion is back in the
+// caller. Compare with authenticatord/tpm BenchmarkBareLoadSignFlush (the
+// floor) and BenchmarkBareSign (the warm floor); see docs/bench/tpm.md.
 func BenchmarkDaemonAuthenticate(b *testing.B) {
 	h := newHarness(b)
 	h.start()

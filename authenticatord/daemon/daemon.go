@@ -10,6 +10,7 @@ import (
 
 	"github.com/fidoserver/hwfido/authenticatord/authr"
 	"github.com/fidoserver/hwfido/authenticatord/localapi"
+	"github.com/fidoserver/hwfido/authenticatord/oob/agent"
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
 	"github.com/fidoserver/hwfido/authenticatord/uafclient"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -82,11 +83,22 @@ func Run(ctx context.Context, c *Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	srv, err := localapi.New(localapi.Options{Authenticator: a, Client: cl, DAStatus: t.DAStatus,
-		AdminUIDs: c.AdminUIDs, Logger: log.With("component", "localapi")})
+	ag, err := agent.New(agent.Options{Keys: t, Authenticator: a, FacetID: c.FacetID, StateDir: c.StateDir,
+		Logger: log.With("component", "oob"), Audit: log.With("component", "oob", "audit", true)})
 	if err != nil {
 		return err
 	}
+	srv, err := localapi.New(localapi.Options{Authenticator: a, Client: cl, DAStatus: t.DAStatus,
+		AdminUIDs: c.AdminUIDs, OOB: ag, Logger: log.With("component", "localapi")})
+	if err != nil {
+		return err
+	}
+	// The out-of-band agent holds the dispatch target streams; it stops
+	// (and is waited for) before the TPM is closed.
+	actx, stopAgent := context.WithCancel(ctx)
+	agentDone := make(chan struct{})
+	go func() { defer close(agentDone); _ = ag.Run(actx) }()
+	defer func() { stopAgent(); <-agentDone }()
 	ln := o.Listener
 	if ln == nil {
 		mode, err := c.SocketMode()

@@ -40,6 +40,9 @@ type Options struct {
 	// AdminUIDs may create the attestation key and install certificates
 	// (besides uid 0 and the daemon's own uid).
 	AdminUIDs []uint32
+	// OOB serves the /v1/oob routes (out-of-band operations); nil leaves
+	// them out.
+	OOB OOB
 	// SessionTTL bounds how long a begun client operation waits for its
 	// finish; 0 means 2 minutes. MaxSessions bounds pending sessions (0 =
 	// 64).
@@ -221,6 +224,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET "+PathAttestationKey, s.handleGetAK)
 	route("POST "+PathAttestationKey, s.handleCreateAK)
 	route("POST "+PathAttestationCert, s.handleInstallCert)
+	s.routeOOB(route)
 	return mux
 }
 

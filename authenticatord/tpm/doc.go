@@ -21,10 +21,18 @@
 // key is DA-protected (NoDA clear), so the TPM checks the PIN and its
 // lockout limits guessing. Every use goes through a salted HMAC session with
 // AES parameter encryption: the PIN-derived value never crosses the bus and
-// a bus observer cannot brute-force it offline. [TPM.Sign] loads the key,
-// signs a SHA-256 digest with the NULL hash-check ticket and flushes the key
-// (load → sign → flush: swtpm has three object slots). [TPM.ChangePIN]
-// re-wraps a key with TPM2_ObjectChangeAuth.
+// a bus observer cannot brute-force it offline. [TPM.Sign] signs a SHA-256
+// digest with the NULL hash-check ticket. It is the hot path, so it keeps
+// two things between calls (cache.go, session.go): one salted session,
+// started once and reused for every key — its auth value is supplied per
+// command, never stored — and the last-used signing key, left loaded (one
+// cached key, because swtpm has three object slots and a command under the
+// persistent SRK needs two). A signature is then a single TPM2_Sign; the
+// session is restarted after any failed command, and stale handles (TPM
+// restarted, leftovers flushed) are reloaded once, before any authorisation
+// is checked, so no dictionary-attack try is spent on them. Other
+// operations load → use → flush. [TPM.ChangePIN] re-wraps a key with
+// TPM2_ObjectChangeAuth and first drops the cached key.
 //
 // Errors map to UAF ASM status codes in one place, [StatusOf]: wrong PIN →
 // [StatusAccessDenied] (0x02), lockout → [StatusUserLockout] (0x10), no

@@ -201,13 +201,21 @@ func (t *TPM) create(tmpl tpm2.TPMTPublic, auth []byte) (*KeyBlob, error) {
 		return nil, err
 	}
 	defer t.mu.Unlock()
-	rsp, err := tpm2.Create{
+	cmd := tpm2.Create{
 		ParentHandle: t.srk(),
 		InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
 			UserAuth: tpm2.TPM2BAuth{Buffer: auth},
 		}},
 		InPublic: tpm2.New2B(tmpl),
-	}.Execute(t.tpm)
+	}
+	rsp, err := cmd.Execute(t.tpm)
+	if errors.Is(err, tpm2.TPMRCObjectMemory) || errors.Is(err, tpm2.TPMRCSessionMemory) {
+		// Free what this layer keeps loaded (the cached key, the reusable
+		// session) and try once more.
+		t.dropCached()
+		cmd.ParentHandle = t.srk()
+		rsp, err = cmd.Execute(t.tpm)
+	}
 	if err != nil {
 		return nil, classify("create key", err)
 	}
@@ -249,22 +257,18 @@ func (t *TPM) sign(b *KeyBlob, auth, digest []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer t.mu.Unlock()
-	h, err := t.load(b)
+	rsp, err := t.signCached(b, auth, digest)
+	if errors.Is(err, errStale) {
+		// A cached handle or the session vanished (the TPM was restarted
+		// under us, or leftovers were flushed): start over once. Stale
+		// handles fail before any authorisation check, so this costs no
+		// dictionary-attack try.
+		t.log.Info("tpm: cached key or session gone; reloading", "err", err)
+		t.dropCached()
+		rsp, err = t.signCached(b, auth, digest)
+	}
 	if err != nil {
 		return nil, err
-	}
-	defer t.flush(h.Handle)
-	rsp, err := tpm2.Sign{
-		KeyHandle: tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: t.session(auth)},
-		Digest:    tpm2.TPM2BDigest{Buffer: digest},
-		InScheme:  tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
-		Validation: tpm2.TPMTTKHashCheck{
-			Tag:       tpm2.TPMSTHashCheck,
-			Hierarchy: tpm2.TPMRHNull,
-		},
-	}.Execute(t.tpm)
-	if err != nil {
-		return nil, classify("sign", err)
 	}
 	sig, err := rsp.Signature.Signature.ECDSA()
 	if err != nil {
@@ -309,6 +313,9 @@ func (t *TPM) ChangePIN(b *KeyBlob, oldPIN, newPIN []byte) (*KeyBlob, error) {
 		return nil, err
 	}
 	defer t.mu.Unlock()
+	// The old blob must not stay usable in the TPM, and ObjectChangeAuth
+	// needs the object slots.
+	t.dropCached()
 	h, err := t.load(b)
 	if err != nil {
 		return nil, err

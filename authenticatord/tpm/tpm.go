@@ -41,14 +41,22 @@ type Options struct {
 // TPM is a handle on one TPM: the storage root key, the UAF keys made under
 // it and the attestation key. All methods are safe for concurrent use; they
 // are serialised with a mutex because the TPM is a single device (and swtpm
-// has only three transient object slots). Every operation loads its key,
-// uses it and flushes it, so no transient object outlives a call.
+// has only three transient object slots).
+//
+// Signing ([TPM.Sign], [TPM.AttestationSign]) keeps state across calls to
+// save TPM round trips: one salted HMAC session (see authSession) and the
+// last [maxCachedKeys] loaded signing keys. A cached key is still unusable
+// without its PIN-derived auth value, which is never kept. Every other
+// operation loads its key, uses it and flushes it.
 type TPM struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
 	tpm    transport.TPMCloser
 	closed bool
+
+	sess   *authSession // reusable salted session for Sign; nil until first use
+	loaded []loadedKey  // signing keys kept loaded, most recently used first
 
 	srkHandle tpm2.TPMHandle
 	srkName   tpm2.TPM2BName
@@ -102,6 +110,8 @@ func (t *TPM) start(opts Options) error {
 // flushLeftovers flushes every loaded transient object and session the TPM
 // reports, and returns how many it flushed.
 func (t *TPM) flushLeftovers() (int, error) {
+	// Everything cached is flushed below (or already gone).
+	t.sess, t.loaded = nil, nil
 	n := 0
 	for _, first := range []tpm2.TPMHandle{
 		tpm2.TPMHandle(uint32(tpm2.TPMHTTransient) << 24),

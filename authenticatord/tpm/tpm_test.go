@@ -495,7 +495,7 @@ func TestTransientSlots(t *testing.T) {
 		}
 		keys = append(keys, kb)
 	}
-	// Many more operations than the 3 slots: every op flushes its key.
+	// Many more operations than the 3 slots: at most one key stays cached.
 	for i := range 12 {
 		if _, err := tp.Sign(keys[i%len(keys)], pin1, digest("x")); err != nil {
 			t.Fatalf("op %d: %v", i, err)

@@ -442,11 +442,17 @@ func (c *Client) Complete(ctx context.Context, a Authenticator, pr *Prepared, pi
 		return nil, c.report(ctx, pr, fail(uaf.ErrorUserCancelled, "user cancelled", nil), uaf.ASMUserCancelled)
 	}
 	var msg any
+	var newKeyID string // the key this registration created, rolled back if the server refuses it
 	if pr.Op == uaf.OpReg {
 		out, err := a.Register(asm.RegisterIn{AppID: pr.AppID, Username: pr.Username, FinalChallenge: pr.fcParams,
 			AttestationType: pr.AttestationType}, pin)
 		if err != nil {
 			return nil, c.report(ctx, pr, authrFail(a, err), a.StatusOf(err))
+		}
+		if raw, derr := base64.RawURLEncoding.DecodeString(out.Assertion); derr == nil {
+			if ra, perr := uaf.ParseRegAssertion(raw); perr == nil {
+				newKeyID = base64.RawURLEncoding.EncodeToString(ra.KeyID)
+			}
 		}
 		msg = uaf.RegistrationResponse{Header: pr.header, FCParams: pr.fcParams,
 			Assertions: []uaf.AuthenticatorRegistrationAssertion{{AssertionScheme: out.AssertionScheme, Assertion: out.Assertion}}}
@@ -465,6 +471,15 @@ func (c *Client) Complete(ctx context.Context, a Authenticator, pr *Prepared, pi
 	sr, err := c.send(ctx, pr, msg, "")
 	if err != nil {
 		return nil, err
+	}
+	if sr.StatusCode != uaf.StatusOK && newKeyID != "" {
+		// The server answered and did not store the key: delete it here too,
+		// or it would linger unused (and be picked for usernameless logins).
+		if derr := a.Deregister(asm.DeregisterIn{AppID: pr.AppID, KeyID: newKeyID}); derr != nil {
+			c.log.Warn("refused registration: local key not deleted", "appID", pr.AppID, "err", derr)
+		} else {
+			c.log.Info("refused registration: local key deleted", "appID", pr.AppID, "statusCode", int(sr.StatusCode))
+		}
 	}
 	if sr.StatusCode != uaf.StatusOK {
 		return &Result{Response: sr}, &Error{Code: uaf.ErrorProtocolError, Msg: fmt.Sprintf("server refused the response: statusCode %d %s", int(sr.StatusCode), sr.Description), Response: sr}

@@ -89,7 +89,7 @@ func printJSON(e *ioEnv, v any) {
 type opFlags struct {
 	server, username, context, tokenFile string
 	pinFD                                int
-	yes, reject                          bool
+	yes, reject, verify                  bool
 }
 
 func newOpFlags(name string, e *ioEnv) (*flag.FlagSet, *opFlags) {
@@ -103,6 +103,7 @@ func newOpFlags(name string, e *ioEnv) (*flag.FlagSet, *opFlags) {
 	fs.IntVar(&f.pinFD, "pin-fd", -1, "read the PIN from this file descriptor instead of the terminal")
 	fs.BoolVar(&f.yes, "yes", false, "confirm without asking (transaction shown on stdout)")
 	fs.BoolVar(&f.reject, "reject", false, "reject without asking")
+	fs.BoolVar(&f.verify, "verify", false, "verify the server's result token against <server>"+jwksPath+" and print its claims on stderr")
 	return fs, f
 }
 
@@ -197,10 +198,17 @@ func flow(ctx context.Context, c *localclient.Client, e *ioEnv, op uaf.Operation
 		return exitDenied
 	case res.ASMStatusCode == uaf.ASMUserLockout:
 		return exitLockout
+	case res.ServerResponse != nil && res.ServerResponse.StatusCode != uaf.StatusOK:
+		return exitRefused // the server answered and refused (e.g. 1496 attestation)
 	case res.Error != "":
 		return exitErr
-	case res.ServerResponse == nil || res.ServerResponse.StatusCode != uaf.StatusOK:
+	case res.ServerResponse == nil:
 		return exitRefused
+	}
+	if f.verify {
+		if err := verifyResults(ctx, e.stderr, f.server, res.ServerResponse, op == uaf.OpAuth); err != nil {
+			return errorf(e, exitErr, "%v", err)
+		}
 	}
 	return exitOK
 }

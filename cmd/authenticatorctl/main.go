@@ -39,9 +39,9 @@ func run(ctx context.Context, args []string, e *ioEnv) int {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, `usage: authenticatorctl [-socket PATH] <command> [flags]   (version %s)
 commands:
-  register      -server URL -username U [-context JSON] [-token-file F] [-pin-fd N]
-  authenticate  -server URL [-username U] [-context JSON] [-pin-fd N] [-yes|-reject]
-  confirm       -server URL -username U -transaction TEXT [-pin-fd N] [-yes|-reject]
+  register      -server URL -username U [-context JSON] [-token-file F] [-pin-fd N] [-verify]
+  authenticate  -server URL [-username U] [-context JSON] [-pin-fd N] [-yes|-reject] [-verify]
+  confirm       -server URL -username U -transaction TEXT [-pin-fd N] [-yes|-reject] [-verify]
   deregister    -server URL -username U [-aaid A [-keyid K]] [-token-file F]
                 | -appid APPID [-keyid K]          (local only)
   list          registrations of the calling user
@@ -49,6 +49,10 @@ commands:
   info | status | metadata
   attestation-key [-create] [-out FILE]      (admin)
   install-cert  -cert FILE -root FILE          (admin)
+  oob           -qr PNG | -link URL | -payload-file F [-pin-fd N] [-yes|-reject] [-target-name N|-no-target]
+  pending       [-wait D]   out-of-band operations waiting for a decision (also pushed ones)
+  approve <id>  [-pin-fd N] [-yes] [-target-name N]     reject <id>
+  targets       [-delete ID | -rename ID -name N | -rotate-key ID]
 exit codes: 0 ok, 1 error, 2 usage, 3 rejected by user, 4 access denied (wrong PIN),
             5 user lockout, 6 server refused
 `, Version)

@@ -5,7 +5,10 @@
 //	fidobench statement > metadata/fidobench.json     # load this into the server first
 //	fidobench demo -url … -facet … -login-key … -iss … -user alice   # one of each flow, printed
 //	fidobench run -url http://127.0.0.1:9080 -facet https://app.test -login-key login.key \
-//	          -iss https://login.test -aud hwfido -clients 64 -duration 10s
+//	          -iss https://login.test -aud hwfido -clients 64 -duration 10s [-line] [-gogc 400] [-cpuprofile f]
+//
+// run also reports its own CPU time (it shares the machine with the server under test);
+// -line adds a RESULT key=value line for scripts/loadtest.sh and scripts/bench.sh.
 package main
 
 import (
@@ -17,6 +20,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/fidoserver/hwfido/internal/loadgen"
@@ -46,7 +51,21 @@ func main() {
 		fs.StringVar(&o.Audience, "aud", "hwfido", "caller-token audience")
 		keyFile := fs.String("login-key", "", "login-service private key (PEM) for caller tokens")
 		user := fs.String("user", "alice", "demo: the user to register")
+		line := fs.Bool("line", false, "run: also print the result as one RESULT key=value line")
+		gcPercent := fs.Int("gogc", 400, "run: the load generator's own GC target percentage (it shares the CPUs with the server under test)")
+		cpuProfile := fs.String("cpuprofile", "", "run: write the load generator's own CPU profile to this file")
 		fs.Parse(os.Args[2:])
+		debug.SetGCPercent(*gcPercent)
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				fail(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fail(err)
+			}
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
 		k, err := readKey(*keyFile)
 		if err != nil {
 			fail(err)
@@ -62,9 +81,13 @@ func main() {
 		}
 		res, err := loadgen.Run(ctx, o)
 		if err != nil {
+			pprof.StopCPUProfile()
 			fail(err)
 		}
 		fmt.Printf("fidobench: %d clients against %s\n%s\n", o.Clients, o.URL, res)
+		if *line {
+			fmt.Printf("RESULT clients=%d %s\n", o.Clients, res.Line())
+		}
 	default:
 		fail(fmt.Errorf("unknown command %q", os.Args[1]))
 	}

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fidoserver/hwfido/server/callerauth"
@@ -66,13 +67,33 @@ type Result struct {
 	Seconds             float64
 	PerSecond           float64
 	P50, P90, P99, Max  time.Duration
+	// CPUSeconds is the load generator's own CPU time (user+system, whole process) during
+	// the authentication phase: its share of the machine, which the server cannot use.
+	CPUSeconds float64
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("registrations: %d in %.2fs (%.0f/s)\nauthentications: %d in %.2fs = %.0f/s, failures %d\nceremony latency: p50 %v  p90 %v  p99 %v  max %v",
+	return fmt.Sprintf("registrations: %d in %.2fs (%.0f/s)\nauthentications: %d in %.2fs = %.0f/s, failures %d\nceremony latency: p50 %v  p90 %v  p99 %v  max %v\nload generator CPU: %.2fs (%.0f µs per ceremony)",
 		r.Registrations, r.RegistrationSeconds, float64(r.Registrations)/r.RegistrationSeconds,
 		r.Authentications, r.Seconds, r.PerSecond, r.Failures,
-		r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond))
+		r.P50.Round(10*time.Microsecond), r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond),
+		r.CPUSeconds, 1e6*r.CPUSeconds/float64(max(r.Authentications, 1)))
+}
+
+// Line is r as one line of key=value pairs, for scripts (scripts/bench.sh).
+func (r Result) Line() string {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return fmt.Sprintf("auth=%d seconds=%.3f per_s=%.1f failures=%d p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f client_cpu_s=%.3f",
+		r.Authentications, r.Seconds, r.PerSecond, r.Failures, ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), r.CPUSeconds)
+}
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // checkLoopback refuses any target that is not a loopback address.
@@ -167,9 +188,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.UserPrefix == "" {
 		o.UserPrefix = fmt.Sprintf("load-%d-", time.Now().UnixNano())
 	}
-	tr := &http.Transport{MaxIdleConns: o.Clients * 2, MaxIdleConnsPerHost: o.Clients * 2, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	u, _ := url.Parse(o.URL)
+	if u.Scheme != "http" {
+		return nil, errors.New("loadgen: only http:// URLs (loopback, no TLS) are supported")
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
 	clients := make([]*client, o.Clients)
 	res := &Result{}
 	start := time.Now()
@@ -180,7 +206,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &client{o: o, hc: hc, a: a, user: fmt.Sprintf("%s%03d", o.UserPrefix, i)}
+		// One keep-alive connection per client, used from the client's goroutine only.
+		tr := &connTransport{addr: addr, timeout: 30 * time.Second}
+		defer tr.close()
+		c := &client{o: o, hc: &http.Client{Transport: tr}, a: a, user: fmt.Sprintf("%s%03d", o.UserPrefix, i)}
 		clients[i] = c
 		wg.Add(1)
 		go func(i int) {
@@ -202,6 +231,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	deadline := time.Now().Add(o.Duration)
 	var ops, fails atomic.Int64
 	lat := make([][]time.Duration, o.Clients)
+	cpu0 := cpuTime()
 	start = time.Now()
 	for i, c := range clients {
 		wg.Add(1)
@@ -223,6 +253,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	wg.Wait()
 	res.Seconds = time.Since(start).Seconds()
+	res.CPUSeconds = cpuTime() - cpu0
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)

@@ -64,6 +64,7 @@ func (s *Service) beginAuthentication(ctx context.Context, req optionsRequest) (
 		assertion *protocol.CredentialAssertion
 		sd        *webauthn.SessionData
 		user      *store.User
+		rows      []record.Credential
 	)
 	if req.Username == "" {
 		assertion, sd, err = s.wa.BeginDiscoverableLogin(opts...)
@@ -71,14 +72,14 @@ func (s *Service) beginAuthentication(ctx context.Context, req optionsRequest) (
 		if err := validUsername(req.Username); err != nil {
 			return nil, err
 		}
-		u, rows, uerr := s.deps.Store.FIDO2UserCredentialsByName(ctx, req.Username, s.cfg.RPID)
-		if errors.Is(uerr, store.ErrNotFound) || (uerr == nil && len(rows) == 0) {
+		u, rs, uerr := s.deps.Store.FIDO2UserCredentialsByName(ctx, req.Username, s.cfg.RPID)
+		if errors.Is(uerr, store.ErrNotFound) || (uerr == nil && len(rs) == 0) {
 			return nil, badRequest("user has no registered credentials", uerr)
 		}
 		if uerr != nil {
 			return nil, uerr
 		}
-		user = u
+		user, rows = u, rs
 		assertion, sd, err = s.wa.BeginLogin(newWAUser(u, "", rows), opts...)
 	}
 	if err != nil {
@@ -95,6 +96,10 @@ func (s *Service) beginAuthentication(ctx context.Context, req optionsRequest) (
 	}
 	if ch != nil {
 		assertion.Response.Challenge = ch
+	}
+	if user != nil {
+		now := s.now()
+		s.creds.put(id, user, rows, now.Add(s.cfg.AuthenticationTimeout), now)
 	}
 	return optionsResponse(assertion.Response, id)
 }
@@ -141,14 +146,18 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 		cred *webauthn.Credential
 	)
 	if p.sess.UserID != 0 {
-		user, rows, uerr := s.deps.Store.FIDO2UserCredentials(ctx, p.sess.UserID, s.cfg.RPID)
-		if errors.Is(uerr, store.ErrNotFound) {
-			return nil, badRequest("session user no longer exists", uerr)
+		c, ok := s.creds.take(p.sess.ID, s.now())
+		if !ok || c.user.ID != p.sess.UserID {
+			user, rows, uerr := s.deps.Store.FIDO2UserCredentials(ctx, p.sess.UserID, s.cfg.RPID)
+			if errors.Is(uerr, store.ErrNotFound) {
+				return nil, badRequest("session user no longer exists", uerr)
+			}
+			if uerr != nil {
+				return nil, uerr
+			}
+			c = cachedCreds{user: user, rows: rows}
 		}
-		if uerr != nil {
-			return nil, uerr
-		}
-		wu = newWAUser(user, "", rows)
+		wu = newWAUser(c.user, "", c.rows)
 		p.bindUser(wu)
 		cred, err = s.wa.ValidateLogin(wu, p.sd, parsed)
 	} else {
@@ -205,6 +214,7 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 		"amr":            []string{"fido2"},
 		"fido2SessionId": p.sess.ID,
 		"credentialId":   credID,
+		"aaguid":         formatAAGUID(row.AAGUID),
 		"rpId":           s.cfg.RPID,
 		"uv":             cred.Flags.UserVerified,
 	}

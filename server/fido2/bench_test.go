@@ -2,6 +2,7 @@ package fido2_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,14 +10,19 @@ import (
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/gorilla/mux"
 
+	"github.com/fidoserver/hwfido/hsm"
+	"github.com/fidoserver/hwfido/hsm/hsmtest"
 	"github.com/fidoserver/hwfido/server/fido2"
 	"github.com/fidoserver/hwfido/server/fido2/internal/softauthn"
+	"github.com/fidoserver/hwfido/server/resulttoken"
 )
 
 // bareServer is go-webauthn used directly: in-memory users, credentials and sessions,
@@ -214,38 +220,77 @@ func (c *benchClient) login(user string, cred *softauthn.Credential) error {
 	return err
 }
 
-// benchTargets returns the hwfido service (real SQLite file, trust decision, signer)
-// and the bare library server, both on loopback.
-func benchTargets(b *testing.B) map[string]*benchClient {
+// benchTargets are the servers the benchmarks compare, in the order each round runs them:
+// the bare library handler, hwfido with an in-memory result signer, and hwfido with the
+// result token signed in SoftHSM as in production.
+var benchTargets = []string{"bare", "hwfido", "hwfido-hsm"}
+
+// benchTarget starts one server on loopback: hwfido on a real SQLite file with the trust
+// decision (monitor) and a signer, or the bare go-webauthn handler.
+func benchTarget(b *testing.B, name string) *benchClient {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	if name == "bare" {
+		bare := newBare(b, "http://localhost")
+		return &benchClient{hc: hc, base: bare.URL, origin: "http://localhost"}
+	}
+	var signers []fido2.ResultSigner
+	if name == "hwfido-hsm" {
+		tok := hsmtest.NewTokenWith(b, hsmtest.Options{Quiet: true, NoVendorCA: true})
+		signers = append(signers, fido2.IssuerSigner(resulttoken.New(hsmTokenSigner{tok.Token},
+			resulttoken.Options{Issuer: "bench"})))
+	}
 	e := newEnv(b, func(c *fido2.Config) {
 		c.AttestationPolicy = fido2.AttestationMonitor
 		c.Algorithms = []string{"ES256", "RS256"}
 		c.ConformancePaths = true
-	})
+	}, signers...)
 	e.trust.addAAGUID(testAAGUID, []string{"basic_surrogate"})
-	bare := newBare(b, "http://"+bareHost(b))
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	return map[string]*benchClient{
-		"hwfido": {hc: hc, base: e.base, origin: e.origin, hdr: map[string]string{"X-Test-User": "", "X-Test-Trusted": "1"}},
-		"bare":   {hc: hc, base: bare.URL, origin: "http://" + bareHost(b)},
-	}
+	return &benchClient{hc: hc, base: e.base, origin: e.origin, hdr: map[string]string{"X-Test-User": "bench", "X-Test-Trusted": "1"}}
 }
 
-func bareHost(b *testing.B) string { return "localhost" }
+// hsmTokenSigner is the server's tokenSigner: ES256 with the token-signing key in the HSM.
+type hsmTokenSigner struct{ t *hsm.Token }
+
+func (s hsmTokenSigner) SignES256(ctx context.Context, msg []byte) ([]byte, string, error) {
+	return s.t.SignES256(ctx, msg)
+}
+func (s hsmTokenSigner) ActiveKeyID() string { return s.t.ActiveKID(hsm.PurposeTokenSigning) }
 
 var benchSeq atomic.Int64
 
-// BenchmarkRegistration measures complete registrations (options + attestation result)
-// over HTTP with 8 concurrent clients (RunParallel with parallelism 8/GOMAXPROCS).
+// cpuTime is the CPU time (user + system) this process has used: clients, server, SQLite
+// and SoftHSM all run in it.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportRates reports wall-clock throughput (ceremonies/s, sensitive to other load on the
+// machine) and CPU per ceremony (cpu-µs/op, the process's CPU time over b.N: clients and
+// server together, insensitive to waiting for a CPU).
+func reportRates(b *testing.B, cpu time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ceremonies/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// Benchmark concurrency: RunParallel with parallelism 4, i.e. 4×GOMAXPROCS client
+// goroutines (8 on two cores), each doing complete ceremonies over loopback HTTP. With
+// -count N every round runs bare, hwfido and hwfido-hsm in turn, so the targets are
+// interleaved; docs/bench/fido2.md takes medians over the rounds.
+const benchParallelism = 4
+
+// BenchmarkRegistration measures complete registrations of new users (options +
+// attestation result, packed self attestation, ES256).
 func BenchmarkRegistration(b *testing.B) {
-	for _, name := range []string{"hwfido", "bare"} {
+	for _, name := range benchTargets {
 		b.Run(name, func(b *testing.B) {
-			c := benchTargets(b)[name]
-			if name == "hwfido" {
-				c.hdr = map[string]string{"X-Test-User": "bench", "X-Test-Trusted": "1"}
-			}
-			b.SetParallelism(4)
+			c := benchTarget(b, name)
+			b.SetParallelism(benchParallelism)
 			b.ResetTimer()
+			cpu0 := cpuTime(b)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					u := fmt.Sprintf("u%d", benchSeq.Add(1))
@@ -255,20 +300,17 @@ func BenchmarkRegistration(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ceremonies/s")
+			reportRates(b, cpuTime(b)-cpu0)
 		})
 	}
 }
 
-// BenchmarkAuthentication measures complete logins (options + assertion result) over
-// HTTP with 8 concurrent clients, each with its own registered credential.
+// BenchmarkAuthentication measures complete logins (options + assertion result) of
+// registered users, each client goroutine with its own credential.
 func BenchmarkAuthentication(b *testing.B) {
-	for _, name := range []string{"hwfido", "bare"} {
+	for _, name := range benchTargets {
 		b.Run(name, func(b *testing.B) {
-			c := benchTargets(b)[name]
-			if name == "hwfido" {
-				c.hdr = map[string]string{"X-Test-User": "bench", "X-Test-Trusted": "1"}
-			}
+			c := benchTarget(b, name)
 			type acct struct {
 				user string
 				cred *softauthn.Credential
@@ -282,8 +324,9 @@ func BenchmarkAuthentication(b *testing.B) {
 				}
 				pool <- acct{u, cred}
 			}
-			b.SetParallelism(4)
+			b.SetParallelism(benchParallelism)
 			b.ResetTimer()
+			cpu0 := cpuTime(b)
 			b.RunParallel(func(pb *testing.PB) {
 				a := <-pool
 				defer func() { pool <- a }()
@@ -294,7 +337,38 @@ func BenchmarkAuthentication(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ceremonies/s")
+			reportRates(b, cpuTime(b)-cpu0)
+		})
+	}
+}
+
+// BenchmarkResultToken isolates the result token of one authentication: the in-memory
+// signer of the hwfido target against the production path (resulttoken.Issuer with the
+// ES256 key in SoftHSM), 8 parallel callers.
+func BenchmarkResultToken(b *testing.B) {
+	claims := map[string]any{"sub": "bench", "credentialId": "Y3JlZGVudGlhbA", "fido2SessionId": "c2Vzc2lvbg",
+		"aaguid": "01020304-0506-0708-0102-030405060708", "uv": true}
+	for _, name := range []string{"memory", "softhsm"} {
+		b.Run(name, func(b *testing.B) {
+			var s fido2.ResultSigner = newMemSigner(b)
+			if name == "softhsm" {
+				tok := hsmtest.NewTokenWith(b, hsmtest.Options{Quiet: true, NoVendorCA: true})
+				s = fido2.IssuerSigner(resulttoken.New(hsmTokenSigner{tok.Token}, resulttoken.Options{Issuer: "bench"}))
+			}
+			ctx := context.Background()
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			cpu0 := cpuTime(b)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.SignResult(ctx, claims); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
 }

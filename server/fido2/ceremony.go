@@ -31,8 +31,12 @@ func (s *Service) startSession(ctx context.Context, c record.Ceremony, userID in
 	sd *webauthn.SessionData, ext protocol.AuthenticationExtensions) (id string, challenge []byte, err error) {
 	now := s.now().UTC()
 	if bits, ok := sealableExtensions(ext); ok {
-		ch, err := s.sealer.seal(sealedState{ceremony: c, uv: sd.UserVerification, ext: bits, userID: userID,
-			expires: now.Add(s.cfg.Timeout)})
+		st := sealedState{ceremony: c, uv: sd.UserVerification, ext: bits, userID: userID,
+			expires: now.Add(s.cfg.timeout(c))}
+		if userID == 0 && c == record.CeremonyRegistration {
+			st.username = username
+		}
+		ch, err := s.sealer.seal(st)
 		if err != nil {
 			return "", nil, err
 		}
@@ -52,7 +56,7 @@ func (s *Service) startSession(ctx context.Context, c record.Ceremony, userID in
 	}
 	if err := s.deps.Store.CreateFIDO2Session(ctx, record.Session{
 		ID: id, Ceremony: c, Challenge: ch, UserID: userID, Username: username, Data: data,
-		Status: record.StatusInitialized, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.Timeout),
+		Status: record.StatusInitialized, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.timeout(c)),
 	}); err != nil {
 		return "", nil, err
 	}
@@ -75,7 +79,7 @@ func (s *Service) openSession(ctx context.Context, c record.Ceremony, challenge 
 			return nil, unknownSession(c, nil)
 		}
 		p := &pending{sealed: true, ext: st.ext, sess: record.Session{
-			ID: b64(challenge), Ceremony: c, Challenge: challenge, UserID: st.userID,
+			ID: b64(challenge), Ceremony: c, Challenge: challenge, UserID: st.userID, Username: st.username,
 			Status: record.StatusInitialized, ExpiresAt: st.expires,
 		}}
 		p.sd = webauthn.SessionData{

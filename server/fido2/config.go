@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
+
+	"github.com/fidoserver/hwfido/server/fido2/record"
 )
 
 // AttestationPolicy says what the server does with the attestation trust decision.
@@ -72,8 +74,11 @@ type Config struct {
 	// UserVerification, when "required", forces user verification on every ceremony
 	// regardless of the request; empty or "preferred"/"discouraged" honour the request.
 	UserVerification string
-	// Timeout is the ceremony timeout sent to clients and enforced on results (default 5m).
+	// Timeout is the ceremony timeout sent to clients and enforced on results (default 5m);
+	// it applies to authentications too unless AuthenticationTimeout is set.
 	Timeout time.Duration
+	// AuthenticationTimeout, when set, is the timeout of authentication ceremonies.
+	AuthenticationTimeout time.Duration
 	// StatusRetention is how long a finished session stays queryable by the status
 	// service after it expired (default 10m).
 	StatusRetention time.Duration
@@ -120,7 +125,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("fido2: userVerification: %q is not required, preferred or discouraged", c.UserVerification)
 	}
-	if c.Timeout < 0 || c.StatusRetention < 0 || c.MaxBodyBytes < 0 || c.TokenTTL < 0 {
+	if c.Timeout < 0 || c.AuthenticationTimeout < 0 || c.StatusRetention < 0 || c.MaxBodyBytes < 0 || c.TokenTTL < 0 {
 		return errors.New("fido2: durations and sizes must not be negative")
 	}
 	return nil
@@ -139,6 +144,9 @@ func (c *Config) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Minute
 	}
+	if c.AuthenticationTimeout == 0 {
+		c.AuthenticationTimeout = c.Timeout
+	}
 	if c.StatusRetention == 0 {
 		c.StatusRetention = 10 * time.Minute
 	}
@@ -151,6 +159,14 @@ func (c *Config) setDefaults() {
 	if c.TokenTTL == 0 {
 		c.TokenTTL = 5 * time.Minute
 	}
+}
+
+// timeout returns the timeout of ceremony c.
+func (c *Config) timeout(cer record.Ceremony) time.Duration {
+	if cer == record.CeremonyAuthentication {
+		return c.AuthenticationTimeout
+	}
+	return c.Timeout
 }
 
 func (c *Config) credParams() []protocol.CredentialParameter {

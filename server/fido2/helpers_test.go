@@ -158,8 +158,9 @@ type env struct {
 	cfg    fido2.Config
 }
 
-// newEnv starts the service. mod may adjust the config (RPID and Origins are set).
-func newEnv(t testing.TB, mod func(*fido2.Config)) *env {
+// newEnv starts the service. mod may adjust the config (RPID and Origins are set); a
+// signer replaces the in-memory one (e.g. the HSM-backed one of the benchmarks).
+func newEnv(t testing.TB, mod func(*fido2.Config), signer ...fido2.ResultSigner) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -178,7 +179,11 @@ func newEnv(t testing.TB, mod func(*fido2.Config)) *env {
 		mod(&cfg)
 	}
 	e := &env{t: t, db: db, signer: newMemSigner(t), trust: newMemTrust(), base: origin, origin: origin, cfg: cfg}
-	svc, err := fido2.New(cfg, fido2.Deps{Store: db, Callers: headerCallers{}, Signer: e.signer, Trust: e.trust})
+	var sig fido2.ResultSigner = e.signer
+	if len(signer) > 0 {
+		sig = signer[0]
+	}
+	svc, err := fido2.New(cfg, fido2.Deps{Store: db, Callers: headerCallers{}, Signer: sig, Trust: e.trust})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,8 +182,10 @@ func hasDisplayNameKey(body []byte) bool {
 func (s *Service) beginRegistration(ctx context.Context, req optionsRequest) (any, error) {
 	user, rows, err := s.deps.Store.FIDO2UserCredentialsByName(ctx, req.Username, s.cfg.RPID)
 	if errors.Is(err, store.ErrNotFound) {
-		rows = nil
-		user, err = s.deps.Store.EnsureUser(ctx, req.Username)
+		// A new user: created by the result's transaction (see session.go), with a
+		// handle derived from the username, unless the state cannot be sealed.
+		rows, err = nil, nil
+		user = &store.User{Username: req.Username, Handle: s.newUserHandle(req.Username)}
 	}
 	if err != nil {
 		return nil, err
@@ -228,6 +230,15 @@ func (s *Service) beginRegistration(ctx context.Context, req optionsRequest) (an
 	if err != nil {
 		return nil, verifyError("cannot build creation options", err)
 	}
+	if _, sealable := sealableExtensions(creation.Response.Extensions); user.ID == 0 &&
+		(!sealable || len(user.Username) > sealMaxName) {
+		// The session is stored, so the user must exist first.
+		if user, err = s.deps.Store.EnsureFIDO2User(ctx, user.Username, user.Handle); err != nil {
+			return nil, err
+		}
+		sd.UserID = user.Handle
+		creation.Response.User.ID = protocol.URLEncodedBase64(user.Handle)
+	}
 	id, ch, err := s.startSession(ctx, record.CeremonyRegistration, user.ID, user.Username, sd, creation.Response.Extensions)
 	if err != nil {
 		return nil, err
@@ -269,15 +280,17 @@ func (s *Service) attestationResult(_ http.ResponseWriter, r *http.Request) (any
 }
 
 func (s *Service) finishRegistration(ctx context.Context, p *pending, pc *parsedCredential) (any, error) {
-	user, rows, err := s.deps.Store.FIDO2UserCredentials(ctx, p.sess.UserID, s.cfg.RPID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, badRequest("session user no longer exists", err)
+	// No read: the user is resolved (or, when new, created) by the write transaction.
+	// go-webauthn only needs the handle to equal the session's.
+	handle := p.sd.UserID
+	if p.sealed {
+		handle = nil
+		if p.sess.UserID == 0 {
+			handle = s.newUserHandle(p.sess.Username)
+		}
+		p.sd.UserID = handle
 	}
-	if err != nil {
-		return nil, err
-	}
-	wu := newWAUser(user, "", rows)
-	p.bindUser(wu)
+	wu := &waUser{user: &store.User{ID: p.sess.UserID, Username: p.sess.Username, Handle: handle}}
 	parsed, err := pc.creation()
 	if err != nil {
 		return nil, verifyError("invalid attestation response", err)
@@ -299,13 +312,13 @@ func (s *Service) finishRegistration(ctx context.Context, p *pending, pc *parsed
 		transports = append(transports, string(t))
 	}
 	rc := record.Credential{
-		UserID: user.ID, RPID: s.cfg.RPID, CredentialID: cred.ID, PublicKey: cred.PublicKey,
+		UserID: p.sess.UserID, Username: p.sess.Username, UserHandle: handle, RPID: s.cfg.RPID, CredentialID: cred.ID, PublicKey: cred.PublicKey,
 		AAGUID: cred.Authenticator.AAGUID, SignCount: cred.Authenticator.SignCount, Flags: flagsOf(cred.Flags),
 		AttestationFormat: cred.AttestationFormat, AttestationType: cred.AttestationType, Trust: trust,
 		Transports: transports, Discoverable: cred.Extensions.RK != nil && *cred.Extensions.RK,
 		Name: pc.name, Record: recBytes, CreatedAt: s.now().UTC(),
 	}
-	err = s.deps.Store.FinishFIDO2Registration(ctx, p.sess, rc)
+	user, err := s.deps.Store.RegisterFIDO2Credential(ctx, p.sess, rc)
 	switch {
 	case errors.Is(err, store.ErrReplay):
 		return nil, replayed(err)
@@ -313,14 +326,16 @@ func (s *Service) finishRegistration(ctx context.Context, p *pending, pc *parsed
 		return nil, badRequest("credential is already registered", err)
 	case errors.Is(err, store.ErrNotFound):
 		return nil, badRequest("session user no longer exists", err)
+	case errors.Is(err, record.ErrUserChanged):
+		return nil, badRequest("the user was created elsewhere during this registration; start again", err)
 	case err != nil:
 		return nil, err
 	}
-	s.log.Info("fido2 audit: credential registered", "user", p.sess.Username, "format", cred.AttestationFormat,
+	s.log.Info("fido2 audit: credential registered", "user", user.Username, "format", cred.AttestationFormat,
 		"type", cred.AttestationType, "trust", trust, "session", p.sess.ID)
 	return registrationResult{
 		serverResponse: serverResponse{Status: "ok"}, Fido2SessionID: p.sess.ID,
-		CredentialID: b64(cred.ID), Username: p.sess.Username, Trust: trust,
+		CredentialID: b64(cred.ID), Username: user.Username, Trust: trust,
 	}, nil
 }
 

@@ -2,7 +2,9 @@ package fido2
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -45,14 +47,15 @@ type TrustSource = attestation.FIDO2Anchors
 // Store is the persistence the service needs; *sqlite.DB implements it. Sentinel errors
 // are those of server/store (ErrNotFound, ErrAlreadyExists, ErrReplay, ErrCounter).
 //
-// A ceremony costs at most one write transaction at its result (FinishFIDO2Registration,
-// FinishFIDO2Authentication or FailFIDO2Session), plus one at options when a registering
-// user is new (EnsureUser) or the options carry extension inputs that cannot be sealed
-// into the challenge (CreateFIDO2Session).
+// A ceremony costs one write transaction, at its result (RegisterFIDO2Credential,
+// FinishFIDO2Authentication or FailFIDO2Session); the options call writes only when the
+// state cannot be sealed into the challenge: extension inputs other than the boolean ones
+// (CreateFIDO2Session), or a new user whose username is too long to seal
+// (EnsureFIDO2User).
 type Store interface {
-	// EnsureUser returns the user with that username, creating it (with a random
-	// 32-byte WebAuthn user handle) if needed.
-	EnsureUser(ctx context.Context, username string) (*store.User, error)
+	// EnsureFIDO2User returns the user with that username, creating it with the given
+	// WebAuthn user handle if needed (an existing user keeps its handle).
+	EnsureFIDO2User(ctx context.Context, username string, handle []byte) (*store.User, error)
 	// FIDO2UserCredentialsByName returns a user and its credentials for rpID, or
 	// store.ErrNotFound.
 	FIDO2UserCredentialsByName(ctx context.Context, username, rpID string) (*store.User, []record.Credential, error)
@@ -75,16 +78,21 @@ type Store interface {
 	// FailFIDO2Session records the session as failed (inserting its row when it has
 	// none), or returns store.ErrReplay when it was already finished.
 	FailFIDO2Session(ctx context.Context, s record.Session, msg string, now time.Time) error
-	// FinishFIDO2Registration stores the credential and records the session as
-	// succeeded in one transaction (store.ErrAlreadyExists for a known credential ID,
-	// store.ErrReplay for a finished session).
-	FinishFIDO2Registration(ctx context.Context, s record.Session, c record.Credential) error
+	// RegisterFIDO2Credential stores the credential and records the session as
+	// succeeded in one transaction and returns the credential's user. c.UserID 0 names a
+	// new user (c.Username, c.UserHandle), created in the same transaction unless it
+	// exists with that handle (record.ErrUserChanged when its handle differs). Errors:
+	// store.ErrAlreadyExists for a known credential ID, store.ErrNotFound for a vanished
+	// user, store.ErrReplay for a finished session.
+	RegisterFIDO2Credential(ctx context.Context, s record.Session, c record.Credential) (*store.User, error)
 	// FinishFIDO2Authentication writes back counter and flags, refusing a counter that
 	// does not increase (store.ErrCounter), and records the session as succeeded, in one
 	// transaction (store.ErrReplay for a finished session).
 	FinishFIDO2Authentication(ctx context.Context, s record.Session, credentialID []byte, u record.CounterUpdate) error
 	// RecordSecurityEvent appends to the security event log (possible clones).
 	RecordSecurityEvent(ctx context.Context, e store.SecurityEvent) error
+	// PurgeFIDO2Sessions deletes sessions that expired before before.
+	PurgeFIDO2Sessions(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Deps are the collaborators of a [Service]. Store, Callers and Signer are required;
@@ -98,6 +106,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Unavailable, when set, reports whether an error means a dependency outage (HSM or
+	// store down): such errors answer 503 instead of 500.
+	Unavailable func(error) bool
 	// SessionKey is the [SessionKeySize]-byte AES-256 key that seals ceremony state into
 	// challenges (see the package documentation). Every node serving the same store needs
 	// the same key; rotating it fails the ceremonies in flight. When nil, New draws a
@@ -107,13 +118,15 @@ type Deps struct {
 
 // Service serves the FIDO2 endpoints. It is safe for concurrent use.
 type Service struct {
-	cfg    Config
-	deps   Deps
-	wa     *webauthn.WebAuthn
-	params []protocol.CredentialParameter
-	sealer *sealer
-	log    *slog.Logger
-	now    func() time.Time
+	cfg       Config
+	handleKey []byte     // derives the user handles of new users (newUserHandle)
+	creds     *credCache // authentication options → result (credcache.go)
+	deps      Deps
+	wa        *webauthn.WebAuthn
+	params    []protocol.CredentialParameter
+	sealer    *sealer
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // New validates cfg and returns a Service.
@@ -150,6 +163,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	hk := hmac.New(sha256.New, key)
+	hk.Write([]byte("hwfido fido2 user handle v1\x00" + cfg.RPID))
 	deps.SessionKey = nil
 	// Our android-key and apple verifiers replace go-webauthn's, which chain to roots
 	// compiled into the library; trust is decided with deps.Trust (see decideTrust).
@@ -159,7 +174,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		RPDisplayName: cfg.RPName,
 		RPOrigins:     cfg.Origins,
 		Timeouts: webauthn.TimeoutsConfig{
-			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.Timeout, TimeoutUVD: cfg.Timeout},
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.AuthenticationTimeout, TimeoutUVD: cfg.AuthenticationTimeout},
 			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: cfg.Timeout, TimeoutUVD: cfg.Timeout},
 		},
 		Attestation: protocol.AttestationPolicy{
@@ -169,7 +184,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fido2: webauthn: %w", err)
 	}
-	return &Service{cfg: cfg, deps: deps, wa: wa, params: cfg.credParams(), sealer: sl, log: deps.Logger, now: deps.Now}, nil
+	return &Service{cfg: cfg, handleKey: hk.Sum(nil), creds: newCredCache(), deps: deps, wa: wa, params: cfg.credParams(), sealer: sl, log: deps.Logger, now: deps.Now}, nil
 }
 
 // Register mounts the endpoints on r: /nevisfido/fido2/{attestation,assertion}/{options,result},
@@ -189,6 +204,27 @@ func (s *Service) Register(r *mux.Router) {
 	if s.cfg.Demo {
 		r.PathPrefix("/nevisfido/fido2/demo/").Handler(demoHandler())
 	}
+}
+
+// newUserHandle is the WebAuthn user handle of a user created by a FIDO2 registration:
+// HMAC-SHA256 of the username under a key derived from the session key. It is
+// deterministic so that concurrent first registrations of one user agree without a write
+// at options time, and reveals nothing about the username without the key.
+func (s *Service) newUserHandle(username string) []byte {
+	m := hmac.New(sha256.New, s.handleKey)
+	m.Write([]byte(username))
+	return m.Sum(nil)
+}
+
+// Purge deletes the sessions that expired more than [Config.StatusRetention] ago and
+// returns how many; the server calls it periodically.
+func (s *Service) Purge(ctx context.Context) (int64, error) {
+	s.creds.sweep(s.now())
+	n, err := s.deps.Store.PurgeFIDO2Sessions(ctx, s.now().Add(-s.cfg.StatusRetention))
+	if err != nil {
+		return 0, fmt.Errorf("fido2: purge sessions: %w", err)
+	}
+	return n, nil
 }
 
 func (s *Service) prefixes() []string {
@@ -249,6 +285,9 @@ func (s *Service) handler(h handlerFunc) http.Handler {
 			var fe *Error
 			if !errors.As(err, &fe) {
 				fe = &Error{Code: http.StatusInternalServerError, Msg: "internal error", Err: err}
+				if s.deps.Unavailable != nil && s.deps.Unavailable(err) {
+					fe = &Error{Code: http.StatusServiceUnavailable, Msg: "service unavailable", Err: err}
+				}
 			}
 			code = fe.Code
 			v = serverResponse{Status: "failed", ErrorMessage: fe.Msg}

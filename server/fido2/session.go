@@ -27,18 +27,25 @@ import (
 // extension inputs (appid, credProtect, arbitrary ones) fall back to a session row written
 // at options time.
 //
-// Challenge layout (38–47 bytes, inside the 16–64 bytes the conformance tool accepts):
+// Challenge layout (38–64 bytes, inside the 16–64 bytes the conformance tool accepts):
 //
-//	0x01 | nonce (12) | AES-GCM( flags (1) | extensions (1) | expires ms (6, big endian) | user row id (uvarint) ) | tag (16)
+//	0x01 | nonce (12) | AES-GCM( flags (1) | extensions (1) | expires ms (6, big endian) | user ) | tag (16)
 //
 // flags: bit 0 authentication, bits 1–2 user verification (0 unset, 1 required, 2
-// preferred, 3 discouraged). The additional data binds the RP ID, so a challenge sealed
-// for one RP does not open for another.
+// preferred, 3 discouraged), bit 3 new user. user is the user's row id (uvarint), or for
+// a registration of a user the store does not know yet (bit 3) the username itself (at
+// most [sealMaxName] bytes): that user is created by the result's write transaction, with
+// the user handle derived from the username under the session key ([Service.newUserHandle]),
+// so the options call writes nothing. The additional data binds the RP ID, so a challenge
+// sealed for one RP does not open for another.
 const (
 	sealVersion   = 0x01
 	sealNonceSize = 12
 	sealMinSize   = 1 + sealNonceSize + 8 + 1 + 16
-	sealMaxSize   = 1 + sealNonceSize + 8 + 10 + 16
+	sealMaxSize   = 64
+	// sealMaxName is the longest username a sealed new-user registration carries.
+	sealMaxName = sealMaxSize - (1 + sealNonceSize + 8 + 16)
+	flagNewUser = 1 << 3
 	// SessionKeySize is the size of [Deps.SessionKey] in bytes (AES-256).
 	SessionKeySize = 32
 )
@@ -56,7 +63,8 @@ type sealedState struct {
 	ceremony record.Ceremony
 	uv       protocol.UserVerificationRequirement
 	ext      uint8
-	userID   int64 // 0: discoverable authentication
+	userID   int64  // 0: discoverable authentication, or a new user (registration)
+	username string // a registration's new user (userID 0), else empty
 	expires  time.Time
 }
 
@@ -106,12 +114,22 @@ func (s *sealer) seal(st sealedState) ([]byte, error) {
 		return nil, errors.New("fido2: seal: negative user id")
 	}
 	flags |= uint8(code) << 1
-	plain := make([]byte, 0, 8+binary.MaxVarintLen64)
+	if st.username != "" {
+		if st.userID != 0 || st.ceremony != record.CeremonyRegistration || len(st.username) > sealMaxName {
+			return nil, errors.New("fido2: seal: a new user goes only into a registration, by a short username")
+		}
+		flags |= flagNewUser
+	}
+	plain := make([]byte, 0, 8+sealMaxName)
 	plain = append(plain, flags, st.ext)
 	var exp [8]byte
 	binary.BigEndian.PutUint64(exp[:], uint64(st.expires.UnixMilli()))
 	plain = append(plain, exp[2:]...)
-	plain = binary.AppendUvarint(plain, uint64(st.userID))
+	if st.username != "" {
+		plain = append(plain, st.username...)
+	} else {
+		plain = binary.AppendUvarint(plain, uint64(st.userID))
+	}
 	out := make([]byte, 1+sealNonceSize, sealMaxSize)
 	out[0] = sealVersion
 	if _, err := rand.Read(out[1:]); err != nil {
@@ -131,18 +149,25 @@ func (s *sealer) open(challenge []byte) (sealedState, error) {
 		return st, errNotSealed
 	}
 	flags := plain[0]
-	if flags&^0x07 != 0 {
+	if flags&^(0x07|flagNewUser) != 0 {
 		return st, errNotSealed
 	}
 	st.ceremony = record.CeremonyRegistration
 	if flags&1 != 0 {
 		st.ceremony = record.CeremonyAuthentication
 	}
-	st.uv = uvCodes[flags>>1]
+	st.uv = uvCodes[(flags>>1)&0x03]
 	st.ext = plain[1]
 	var exp [8]byte
 	copy(exp[2:], plain[2:8])
 	st.expires = time.UnixMilli(int64(binary.BigEndian.Uint64(exp[:]))).UTC()
+	if flags&flagNewUser != 0 {
+		if st.ceremony != record.CeremonyRegistration || len(plain) == 8 {
+			return st, errNotSealed
+		}
+		st.username = string(plain[8:])
+		return st, nil
+	}
 	id, n := binary.Uvarint(plain[8:])
 	if n <= 0 || 8+n != len(plain) || id > 1<<62 {
 		return st, errNotSealed

@@ -103,13 +103,22 @@ type clientDataJSON struct {
 	Origin    *string `json:"origin"`
 }
 
-// parsedCredential is a validated credentialJSON with the normalised bytes go-webauthn
-// parses and the challenge from clientDataJSON.
+// parsedCredential is a validated credentialJSON with the decoded members go-webauthn
+// verifies and the challenge from clientDataJSON. It is handed to go-webauthn as its
+// response structs (see creation and assertion), so the body is decoded once.
 type parsedCredential struct {
-	id        []byte
-	challenge []byte
-	name      string
-	normal    []byte
+	id         []byte
+	idText     string
+	challenge  []byte
+	name       string
+	cdj        []byte
+	attObj     []byte // attestation
+	transports []string
+	authData   []byte // assertion
+	sig        []byte
+	userHandle []byte
+	ext        protocol.AuthenticationExtensionsClientOutputs
+	attachment string
 }
 
 func requireB64(field string, v *string) ([]byte, error) {
@@ -131,8 +140,8 @@ func requireB64(field string, v *string) ([]byte, error) {
 
 // parseCredential validates the structure of a result body (FIDO2 conformance
 // "ServerPublicKeyCredential" checks) for the given ceremony ("webauthn.create" or
-// "webauthn.get") and normalises it for go-webauthn: rawId is set to id and the
-// extension results are passed as clientExtensionResults.
+// "webauthn.get") and normalises it for go-webauthn: rawId is id and the extension
+// results come from clientExtensionResults or getClientExtensionResults.
 func parseCredential(body []byte, ceremony string) (*parsedCredential, error) {
 	var c credentialJSON
 	if err := decodeStrictBytes(body, &c); err != nil {
@@ -155,37 +164,29 @@ func parseCredential(body []byte, ceremony string) (*parsedCredential, error) {
 		return nil, badRequest("response is missing", nil)
 	}
 	resp := c.Response
-	cdj, err := requireB64("response.clientDataJSON", resp.ClientDataJSON)
-	if err != nil {
+	pc := &parsedCredential{id: id, idText: *c.ID, name: c.UserFriendlyName}
+	if pc.cdj, err = requireB64("response.clientDataJSON", resp.ClientDataJSON); err != nil {
 		return nil, err
 	}
-	normResp := map[string]any{"clientDataJSON": *resp.ClientDataJSON}
 	if ceremony == "webauthn.create" {
-		if _, err := requireB64("response.attestationObject", resp.AttestationObject); err != nil {
+		if pc.attObj, err = requireB64("response.attestationObject", resp.AttestationObject); err != nil {
 			return nil, err
 		}
-		normResp["attestationObject"] = *resp.AttestationObject
-		if len(resp.Transports) > 0 {
-			normResp["transports"] = resp.Transports
-		}
+		pc.transports = resp.Transports
 	} else {
-		if _, err := requireB64("response.authenticatorData", resp.AuthenticatorData); err != nil {
+		if pc.authData, err = requireB64("response.authenticatorData", resp.AuthenticatorData); err != nil {
 			return nil, err
 		}
-		if _, err := requireB64("response.signature", resp.Signature); err != nil {
+		if pc.sig, err = requireB64("response.signature", resp.Signature); err != nil {
 			return nil, err
 		}
-		normResp["authenticatorData"] = *resp.AuthenticatorData
-		normResp["signature"] = *resp.Signature
 		if resp.UserHandle != nil && *resp.UserHandle != "" {
-			if _, err := decodeB64URL(*resp.UserHandle); err != nil {
+			if pc.userHandle, err = decodeB64URL(*resp.UserHandle); err != nil {
 				return nil, badRequest("response.userHandle is not base64url", err)
 			}
-			normResp["userHandle"] = *resp.UserHandle
 		}
 	}
-	challenge, err := clientDataChallenge(cdj, ceremony)
-	if err != nil {
+	if pc.challenge, err = clientDataChallenge(pc.cdj, ceremony); err != nil {
 		return nil, err
 	}
 	ext := c.ClientExtensionResults
@@ -198,20 +199,25 @@ func parseCredential(body []byte, ceremony string) (*parsedCredential, error) {
 	if ext[0] != '{' {
 		return nil, badRequest("clientExtensionResults is not an object", nil)
 	}
-	norm := map[string]any{
-		"id": *c.ID, "rawId": *c.ID, "type": "public-key", "response": normResp, "clientExtensionResults": ext,
+	if string(ext) != "{}" {
+		if err := json.Unmarshal(ext, &pc.ext); err != nil {
+			return nil, badRequest("clientExtensionResults is malformed: "+jsonErrorText(err), err)
+		}
 	}
-	if c.AuthenticatorAttachment != nil && *c.AuthenticatorAttachment != "" {
-		norm["authenticatorAttachment"] = *c.AuthenticatorAttachment
-	}
-	b, err := json.Marshal(norm)
-	if err != nil {
-		return nil, fmt.Errorf("fido2: normalise credential: %w", err)
+	if c.AuthenticatorAttachment != nil {
+		pc.attachment = *c.AuthenticatorAttachment
 	}
 	if len(c.UserFriendlyName) > 128 {
 		return nil, badRequest("userFriendlyName is longer than 128 bytes", nil)
 	}
-	return &parsedCredential{id: id, challenge: challenge, name: c.UserFriendlyName, normal: b}, nil
+	return pc, nil
+}
+
+func (pc *parsedCredential) publicKeyCredential() protocol.PublicKeyCredential {
+	return protocol.PublicKeyCredential{
+		Credential: protocol.Credential{ID: pc.idText, Type: "public-key"}, RawID: pc.id,
+		ClientExtensionResults: pc.ext, AuthenticatorAttachment: pc.attachment,
+	}
 }
 
 // clientDataChallenge checks the clientData members the conformance tool mutates (type,
@@ -257,10 +263,22 @@ func formatAAGUID(b []byte) string {
 
 // creation parses pc as an attestation response for go-webauthn.
 func (pc *parsedCredential) creation() (*protocol.ParsedCredentialCreationData, error) {
-	return protocol.ParseCredentialCreationResponseBytes(pc.normal)
+	return protocol.CredentialCreationResponse{
+		PublicKeyCredential: pc.publicKeyCredential(),
+		AttestationResponse: protocol.AuthenticatorAttestationResponse{
+			AuthenticatorResponse: protocol.AuthenticatorResponse{ClientDataJSON: pc.cdj},
+			AttestationObject:     pc.attObj, Transports: pc.transports,
+		},
+	}.Parse()
 }
 
 // assertion parses pc as an assertion response for go-webauthn.
 func (pc *parsedCredential) assertion() (*protocol.ParsedCredentialAssertionData, error) {
-	return protocol.ParseCredentialRequestResponseBytes(pc.normal)
+	return protocol.CredentialAssertionResponse{
+		PublicKeyCredential: pc.publicKeyCredential(),
+		AssertionResponse: protocol.AuthenticatorAssertionResponse{
+			AuthenticatorResponse: protocol.AuthenticatorResponse{ClientDataJSON: pc.cdj},
+			AuthenticatorData:     pc.authData, Signature: pc.sig, UserHandle: pc.userHandle,
+		},
+	}.Parse()
 }

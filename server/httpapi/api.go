@@ -25,6 +25,8 @@ type API struct {
 	UAF UAFService
 	// Conformance mounts the FIDO UAF conformance test API (/get, /respond).
 	Conformance bool
+	// OOB is the out-of-band service set; nil disables its endpoints.
+	OOB OOBService
 	// Mounts lets other services (FIDO2, out-of-band) add their routes.
 	Mounts []func(r *mux.Router)
 }
@@ -46,6 +48,9 @@ func (a *API) Router() http.Handler {
 	both("/nevisfido/jwks", a.jwks, http.MethodGet)
 	if a.UAF != nil {
 		a.uafRoutes(both)
+	}
+	if a.OOB != nil {
+		a.oobRoutes(both)
 	}
 	for _, m := range a.Mounts {
 		m(r)

@@ -47,6 +47,8 @@ type deregContext struct {
 type responseContext struct {
 	ASMStatusCode   *int `json:"asmStatusCode,omitempty"`
 	ClientErrorCode *int `json:"clientErrorCode,omitempty"`
+	// DispatchTarget is a dispatch target to store with a registration (docs/oob.md).
+	DispatchTarget json.RawMessage `json:"dispatchTarget,omitempty"`
 }
 
 // decodeContext decodes a stringified JSON context strictly; an empty string is {}.

@@ -24,6 +24,8 @@ type Outcome struct {
 	Session  string
 	Keys     []store.UAFRegistration
 	Err      error // nil on success
+	// TxHash is the base64url SHA-256 of the confirmed transaction content, if any.
+	TxHash string
 
 	// ASMStatusCode and ClientErrorCode are the codes of a client's failure report (both 0
 	// otherwise); such an outcome has Err set to a *[ClientFailure].
@@ -72,8 +74,9 @@ func (s *Service) Process(ctx context.Context, op uaf.Operation, body []byte) (*
 		if !isRefusal(err) {
 			return nil, err
 		}
-		return s.refused(err, out), nil
+		out = s.refused(err, out)
 	}
+	s.observe(ctx, op, out)
 	return out, nil
 }
 
@@ -251,7 +254,15 @@ func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Out
 	if _, ok := pol.Covers(infos); !ok {
 		return out, fail(uaf.StatusUnacceptableAuthenticator, "the authenticators do not satisfy the policy", nil)
 	}
-	err = s.o.Store.RegisterUAF(ctx, store.Consumption{Nonce: c.sd.Nonce, ExpiresAt: c.sd.ExpiresAt()}, c.sd.Username, regs)
+	var rc responseContext
+	_ = decodeContext(send.Context, &rc) // an unreadable context carries no dispatch target
+	var targetID string
+	cons := store.Consumption{Nonce: c.sd.Nonce, ExpiresAt: c.sd.ExpiresAt()}
+	if len(rc.DispatchTarget) > 0 && string(rc.DispatchTarget) != "null" {
+		targetID, err = s.registerWithTarget(ctx, cons, c.sd.Username, regs, rc.DispatchTarget)
+	} else {
+		err = s.o.Store.RegisterUAF(ctx, cons, c.sd.Username, regs)
+	}
 	switch {
 	case errors.Is(err, store.ErrReplay):
 		return out, fail(uaf.StatusRequestInvalid, "the request was already used", err)
@@ -265,6 +276,9 @@ func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Out
 	}
 	out.Keys = regs
 	out.Response = &uaf.ServerResponse{StatusCode: uaf.StatusOK, Description: "OK"}
+	if targetID != "" {
+		out.Response.AdditionalTokens = []uaf.Token{{Type: "dispatchTargetId", Value: targetID}}
+	}
 	return out, nil
 }
 
@@ -462,7 +476,7 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 		return out, err
 	}
 	s.log.Info("audit: uaf authentication", "user", user, "aaid", keys[0].AAID, "keyID", keys[0].KeyID, "transaction", txHash != "")
-	out.Keys = keys
+	out.Keys, out.TxHash = keys, txHash
 	out.Response = &uaf.ServerResponse{StatusCode: uaf.StatusOK, Description: "OK",
 		AdditionalTokens: []uaf.Token{{Type: "JWT", Value: tok}}}
 	return out, nil

@@ -42,6 +42,10 @@ type Options struct {
 	StatusPolicy metadata.StatusPolicy
 	Results      *resulttoken.Issuer
 	Log          *slog.Logger
+	// Sessions, when set, is told the outcome of responses to out-of-band requests.
+	Sessions SessionObserver
+	// Targets, when set, stores dispatch targets named in RegistrationResponse contexts.
+	Targets TargetRegistrar
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// AttestationTime, when set, is the time certificate chains are verified at (default

@@ -155,9 +155,12 @@ type ServerOptions struct {
 	Token *Token
 	// DBPath reuses a database (for several servers sharing one store); "" creates one.
 	DBPath string
+	// AppID replaces the default UAF AppID; it may use {{.URL}} (e.g.
+	// "{{.URL}}/nevisfido/uaf/1.1/facets", so a real FIDO client can fetch the facets).
+	AppID string
 	// ExtraYAML is appended to the generated configuration (top-level sections such as
-	// fido2: or oob:); it may use {{.URL}} and {{.Dir}}, replaced by the server's base URL
-	// and folder.
+	// fido2: or oob:); it may use {{.URL}}, {{.Dir}} and {{.Port}}, replaced by the server's
+	// base URL, folder and port (FIDO2 origins need http://localhost:{{.Port}}).
 	ExtraYAML string
 }
 
@@ -213,6 +216,9 @@ func StartServer(tb testing.TB, o ServerOptions) *Server {
 	port := FreePort(tb)
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	s.AppID = "https://app.test/nevisfido/uaf/1.1/facets"
+	if o.AppID != "" {
+		s.AppID = strings.ReplaceAll(o.AppID, "{{.URL}}", s.URL)
+	}
 	facets := append([]string{DefaultFacet}, o.Facets...)
 	cfg := fmt.Sprintf(`version: 1
 server:
@@ -245,7 +251,7 @@ result-token:
 log:
   level: debug
 `, port, o.Conformance, s.Token.URI, s.DBPath, s.AppID, quoteList(facets), mdDir, o.CounterPolicy, Issuer, Audience, loginPub, s.URL)
-	cfg += strings.NewReplacer("{{.URL}}", s.URL, "{{.Dir}}", dir).Replace(o.ExtraYAML)
+	cfg += strings.NewReplacer("{{.URL}}", s.URL, "{{.Dir}}", dir, "{{.Port}}", fmt.Sprint(port)).Replace(o.ExtraYAML)
 	cfgPath := filepath.Join(dir, "hwfido.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
@@ -324,6 +330,22 @@ func (s *Server) CallerToken(tb testing.TB, user string) string {
 		tb.Fatal(err)
 	}
 	return tok
+}
+
+// LoginKeyFile writes the harness login service's private key (PKCS#8 PEM, mode 0600) into
+// the server's folder and returns its path, for a relying party that signs its own caller
+// tokens (cmd/rp-demo) with Issuer and Audience.
+func (s *Server) LoginKeyFile(tb testing.TB) string {
+	tb.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(s.loginKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := filepath.Join(s.Dir, "login.key")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
 
 // Context returns a context bounded by the test's deadline (or 2 minutes).

@@ -1,6 +1,13 @@
 package record
 
-import "time"
+import (
+	"errors"
+	"time"
+)
+
+// ErrUserChanged reports that a registration for a new user found the user created in
+// the meantime with another user handle than the one its options carried.
+var ErrUserChanged = errors.New("record: user was created with another handle during the registration")
 
 // Flags are the authenticator data flags a credential record keeps (WebAuthn L3 §6.1
 // "flags"). They are written at registration and after every successful assertion.

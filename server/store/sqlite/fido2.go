@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -78,7 +79,11 @@ const fido2UserCredSQL = `SELECT u.id, u.username, u.handle, u.created_at, COALE
 // userCredentials reads a user (selected by column = key) and its credentials for rpID
 // in one query.
 func (db *DB) userCredentials(ctx context.Context, column string, key any, rpID string) (*store.User, []record.Credential, error) {
-	rows, err := db.r.QueryContext(ctx, fido2UserCredSQL+column+" = ? ORDER BY c.id", rpID, key)
+	st, err := db.stmt(ctx, false, fido2UserCredSQL+column+" = ? ORDER BY c.id")
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := st.QueryContext(ctx, rpID, key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sqlite: fido2 user: %w", err)
 	}
@@ -199,9 +204,11 @@ func scanFIDO2Session(row interface{ Scan(...any) error }) (*record.Session, err
 // ID or the challenge is taken.
 func (db *DB) CreateFIDO2Session(ctx context.Context, s record.Session) error {
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO fido2_sessions(id, ceremony, challenge, user_id, username, data,
-			status, error_message, credential_id, created_at, updated_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		st, err := db.txStmt(ctx, tx, sqlCreateFIDO2Session)
+		if err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx,
 			s.ID, string(s.Ceremony), s.Challenge, s.UserID, s.Username, s.Data, string(s.Status), s.ErrorMessage,
 			s.CredentialID, ms(s.CreatedAt), ms(s.UpdatedAt), ms(s.ExpiresAt))
 		if isUnique(err) {
@@ -216,7 +223,7 @@ func (db *DB) CreateFIDO2Session(ctx context.Context, s record.Session) error {
 
 // FIDO2Session returns the session with that ID or store.ErrNotFound.
 func (db *DB) FIDO2Session(ctx context.Context, id string) (*record.Session, error) {
-	s, err := scanFIDO2Session(db.r.QueryRowContext(ctx, "SELECT "+fido2SessCols+" FROM fido2_sessions WHERE id = ?", id))
+	s, err := scanFIDO2Session(db.queryRow(ctx, "SELECT "+fido2SessCols+" FROM fido2_sessions WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -230,7 +237,7 @@ func (db *DB) FIDO2Session(ctx context.Context, id string) (*record.Session, err
 // store.ErrNotFound. It only reads: single use is enforced when the session is finished
 // ([DB.FinishFIDO2Registration], [DB.FinishFIDO2Authentication], [DB.FailFIDO2Session]).
 func (db *DB) FIDO2SessionByChallenge(ctx context.Context, challenge []byte) (*record.Session, error) {
-	s, err := scanFIDO2Session(db.r.QueryRowContext(ctx, "SELECT "+fido2SessCols+
+	s, err := scanFIDO2Session(db.queryRow(ctx, "SELECT "+fido2SessCols+
 		" FROM fido2_sessions WHERE challenge = ?", challenge))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -257,12 +264,16 @@ const finishSessionSQL = `INSERT INTO fido2_sessions(id, ceremony, challenge, us
 
 // finishSessionTx records s with status st inside tx; store.ErrReplay when the session was
 // already finished (or its challenge belongs to another session).
-func finishSessionTx(ctx context.Context, tx *sql.Tx, s *record.Session, st record.Status, msg string, credID []byte, now time.Time) error {
+func (db *DB) finishSessionTx(ctx context.Context, tx *sql.Tx, s *record.Session, st record.Status, msg string, credID []byte, now time.Time) error {
 	created := s.CreatedAt
 	if created.IsZero() {
 		created = now
 	}
-	res, err := tx.ExecContext(ctx, finishSessionSQL, s.ID, string(s.Ceremony), s.Challenge, s.UserID, s.Username,
+	stmt, err := db.txStmt(ctx, tx, finishSessionSQL)
+	if err != nil {
+		return err
+	}
+	res, err := stmt.ExecContext(ctx, s.ID, string(s.Ceremony), s.Challenge, s.UserID, s.Username,
 		string(st), msg, credID, ms(created), ms(now), ms(s.ExpiresAt))
 	if isUnique(err) {
 		return fmt.Errorf("sqlite: fido2 session: %w", store.ErrReplay)
@@ -283,16 +294,24 @@ func finishSessionTx(ctx context.Context, tx *sql.Tx, s *record.Session, st reco
 // changes.
 func (db *DB) FailFIDO2Session(ctx context.Context, s record.Session, msg string, now time.Time) error {
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		return finishSessionTx(ctx, tx, &s, record.StatusFailed, msg, nil, now)
+		return db.finishSessionTx(ctx, tx, &s, record.StatusFailed, msg, nil, now)
 	})
 }
 
-// FinishFIDO2Registration stores c for the user c.UserID and records session s as
-// succeeded, in one write transaction. s.UserID and s.Username must name c's user. It
-// fails with store.ErrAlreadyExists when the credential ID is registered for c.RPID,
-// store.ErrNotFound when the user is gone and store.ErrReplay when s was already
-// finished; then nothing changes.
+// FinishFIDO2Registration is [DB.RegisterFIDO2Credential] without the user.
 func (db *DB) FinishFIDO2Registration(ctx context.Context, s record.Session, c record.Credential) error {
+	_, err := db.RegisterFIDO2Credential(ctx, s, c)
+	return err
+}
+
+// RegisterFIDO2Credential stores c and records session s as succeeded, in one write
+// transaction, and returns c's user. With c.UserID set that user must exist
+// (store.ErrNotFound). With c.UserID 0, c.Username and c.UserHandle name a new user,
+// created in the same transaction; if it exists already with another handle the
+// registration fails with record.ErrUserChanged. It fails with store.ErrAlreadyExists
+// when the credential ID is registered for c.RPID and store.ErrReplay when s was already
+// finished; on error nothing changes.
+func (db *DB) RegisterFIDO2Credential(ctx context.Context, s record.Session, c record.Credential) (*store.User, error) {
 	now := c.CreatedAt
 	if now.IsZero() {
 		now = db.now()
@@ -304,13 +323,21 @@ func (db *DB) FinishFIDO2Registration(ctx context.Context, s record.Session, c r
 	if c.AAGUID == nil {
 		c.AAGUID = []byte{}
 	}
-	return db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := finishSessionTx(ctx, tx, &s, record.StatusSucceeded, "", c.CredentialID, now); err != nil {
+	var u *store.User
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if u, err = db.fido2UserTx(ctx, tx, c.UserID, c.Username, c.UserHandle, now); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO fido2_credentials(user_id, rp_id, credential_id, public_key, aaguid,
-			sign_count, flags, attestation_format, attestation_type, trust, transports, discoverable, name, record,
-			created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.UserID, s.Username, c.UserID = u.ID, u.Username, u.ID
+		if err := db.finishSessionTx(ctx, tx, &s, record.StatusSucceeded, "", c.CredentialID, now); err != nil {
+			return err
+		}
+		st, err := db.txStmt(ctx, tx, sqlInsertFIDO2Credential)
+		if err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx,
 			c.UserID, c.RPID, c.CredentialID, c.PublicKey, c.AAGUID, c.SignCount, c.Flags.Bits(), c.AttestationFormat,
 			c.AttestationType, c.Trust, strings.Join(c.Transports, ","), disc, c.Name, c.Record, ms(now), ms(now))
 		if isUnique(err) {
@@ -324,6 +351,65 @@ func (db *DB) FinishFIDO2Registration(ctx context.Context, s record.Session, c r
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// fido2UserTx returns the user with row id (id != 0) or, for id 0, the user named
+// username, creating it with handle when missing (record.ErrUserChanged when it exists
+// with another handle; the user is returned with that error).
+func (db *DB) fido2UserTx(ctx context.Context, tx *sql.Tx, id int64, username string, handle []byte, now time.Time) (*store.User, error) {
+	if id == 0 {
+		if username == "" || len(handle) == 0 {
+			return nil, errors.New("sqlite: fido2 new user needs a username and a handle")
+		}
+		st, err := db.txStmt(ctx, tx, sqlInsertFIDO2User)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := st.ExecContext(ctx, username, handle, ms(now)); err != nil {
+			return nil, fmt.Errorf("sqlite: fido2 user: %w", err)
+		}
+	}
+	q, key := sqlFIDO2UserByID, any(id)
+	if id == 0 {
+		q, key = sqlFIDO2UserByName, username
+	}
+	st, err := db.txStmt(ctx, tx, q)
+	if err != nil {
+		return nil, err
+	}
+	u, err := scanUser(st.QueryRowContext(ctx, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: fido2 user: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: fido2 user: %w", err)
+	}
+	if id == 0 && !bytes.Equal(u.Handle, handle) {
+		return u, fmt.Errorf("sqlite: fido2 user %q: %w", username, record.ErrUserChanged)
+	}
+	return u, nil
+}
+
+// EnsureFIDO2User returns the user named username, creating it with handle when missing
+// (an existing user keeps its own handle).
+func (db *DB) EnsureFIDO2User(ctx context.Context, username string, handle []byte) (*store.User, error) {
+	var u *store.User
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		u, err = db.fido2UserTx(ctx, tx, 0, username, handle, db.now())
+		if errors.Is(err, record.ErrUserChanged) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // FinishFIDO2Authentication applies u to the credential row u.CredentialRowID and records
@@ -339,11 +425,14 @@ func (db *DB) FinishFIDO2Authentication(ctx context.Context, s record.Session, c
 	}
 	return db.InTx(ctx, func(tx *sql.Tx) error {
 		// The session first: a replay is reported as such, not as a counter regression.
-		if err := finishSessionTx(ctx, tx, &s, record.StatusSucceeded, "", credentialID, now); err != nil {
+		if err := db.finishSessionTx(ctx, tx, &s, record.StatusSucceeded, "", credentialID, now); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE fido2_credentials SET sign_count = ?, flags = ?, last_used_at = ?
-			WHERE id = ? AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`,
+		st, err := db.txStmt(ctx, tx, sqlUpdateFIDO2Counter)
+		if err != nil {
+			return err
+		}
+		res, err := st.ExecContext(ctx,
 			u.SignCount, u.Flags.Bits(), ms(now), u.CredentialRowID, u.SignCount, u.SignCount)
 		if err != nil {
 			return fmt.Errorf("sqlite: fido2 counter: %w", err)
@@ -377,6 +466,29 @@ func (db *DB) PurgeFIDO2Sessions(ctx context.Context, before time.Time) (int64, 
 		return err
 	})
 	return n, err
+}
+
+// Write statements of this file, prepared at [Open] (see writeStmts).
+const (
+	sqlCreateFIDO2Session = `INSERT INTO fido2_sessions(id, ceremony, challenge, user_id, username, data,
+			status, error_message, credential_id, created_at, updated_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertFIDO2Credential = `INSERT INTO fido2_credentials(user_id, rp_id, credential_id, public_key, aaguid,
+			sign_count, flags, attestation_format, attestation_type, trust, transports, discoverable, name, record,
+			created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertFIDO2User = `INSERT INTO users(username, handle, created_at) VALUES (?, ?, ?)
+			ON CONFLICT(username) DO NOTHING`
+	sqlFIDO2UserByID      = "SELECT " + userCols + " FROM users WHERE id = ?"
+	sqlFIDO2UserByName    = "SELECT " + userCols + " FROM users WHERE username = ?"
+	sqlUpdateFIDO2Counter = `UPDATE fido2_credentials SET sign_count = ?, flags = ?, last_used_at = ?
+			WHERE id = ? AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`
+)
+
+func init() {
+	// The ceremony path's write statements join the ones Open prepares on the writer: a
+	// statement prepared inside a transaction is parsed again on every ceremony.
+	writeStmts = append(writeStmts, sqlCreateFIDO2Session, finishSessionSQL, sqlInsertFIDO2Credential,
+		sqlUpdateFIDO2Counter, sqlInsertFIDO2User, sqlFIDO2UserByID, sqlFIDO2UserByName)
 }
 
 // isForeignKey reports whether err is a FOREIGN KEY constraint violation.

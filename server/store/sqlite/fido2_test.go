@@ -279,3 +279,62 @@ func TestFIDO2CounterRace(t *testing.T) {
 		race(t, func(int) record.Session { return s }, func(i int) uint32 { return uint32(10 + i) }, store.ErrReplay)
 	})
 }
+
+// TestFIDO2NewUserRegistration covers a registration whose user is created by the result
+// transaction (the options call wrote nothing).
+func TestFIDO2NewUserRegistration(t *testing.T) {
+	ctx := context.Background()
+	db := openFIDO2(t)
+	now := time.Now().UTC()
+	sess := func(id string) record.Session {
+		return record.Session{ID: id, Ceremony: record.CeremonyRegistration, Challenge: []byte("ch-" + id),
+			Username: "dora", Status: record.StatusInitialized, ExpiresAt: now.Add(time.Minute)}
+	}
+	cred := func(id byte, handle []byte) record.Credential {
+		return record.Credential{Username: "dora", UserHandle: handle, RPID: "x", CredentialID: []byte{id},
+			PublicKey: []byte{1}, Record: []byte{}, CreatedAt: now}
+	}
+	h1 := []byte("handle-one-0123456789abcdef01234")
+	u, err := db.RegisterFIDO2Credential(ctx, sess("n1"), cred(1, h1))
+	if err != nil || u.ID == 0 || u.Username != "dora" || string(u.Handle) != string(h1) {
+		t.Fatalf("new user: %v %+v", err, u)
+	}
+	// A concurrent first registration with the same (derived) handle joins the user.
+	if u2, err := db.RegisterFIDO2Credential(ctx, sess("n2"), cred(2, h1)); err != nil || u2.ID != u.ID {
+		t.Fatalf("same handle: %v %+v", err, u2)
+	}
+	// Another handle means the user was created elsewhere meanwhile: nothing is stored.
+	if _, err := db.RegisterFIDO2Credential(ctx, sess("n3"), cred(3, []byte("another-handle"))); !errors.Is(err, record.ErrUserChanged) {
+		t.Fatalf("other handle: %v", err)
+	}
+	if _, creds, err := db.FIDO2UserCredentialsByName(ctx, "dora", "x"); err != nil || len(creds) != 2 {
+		t.Fatalf("credentials after the refused registration: %v %d", err, len(creds))
+	}
+	if s, err := db.FIDO2Session(ctx, "n3"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refused registration left a session: %v %+v", err, s)
+	}
+	// A replayed session creates nothing, not even the user.
+	c := cred(4, []byte("eve-handle"))
+	c.Username = "eve"
+	s := sess("n1")
+	s.Username = "eve"
+	if _, err := db.RegisterFIDO2Credential(ctx, s, c); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("replay: %v", err)
+	}
+	if _, err := db.UserByName(ctx, "eve"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("replay created the user: %v", err)
+	}
+	// EnsureFIDO2User keeps an existing user's handle and creates a missing one with the given one.
+	if eu, err := db.EnsureFIDO2User(ctx, "dora", []byte("other")); err != nil || string(eu.Handle) != string(h1) {
+		t.Fatalf("ensure existing: %v %+v", err, eu)
+	}
+	if eu, err := db.EnsureFIDO2User(ctx, "frank", []byte("frank-handle")); err != nil || string(eu.Handle) != "frank-handle" {
+		t.Fatalf("ensure new: %v %+v", err, eu)
+	}
+	// A registration naming a user row that does not exist fails.
+	gone := cred(5, nil)
+	gone.UserID = 9999
+	if _, err := db.RegisterFIDO2Credential(ctx, sess("n5"), gone); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("vanished user: %v", err)
+	}
+}

@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/fidoserver/hwfido/attestation"
+	"github.com/fidoserver/hwfido/metadata"
+	"github.com/fidoserver/hwfido/server/callerauth"
+	"github.com/fidoserver/hwfido/server/config"
+	"github.com/fidoserver/hwfido/server/fido2"
+	"github.com/fidoserver/hwfido/server/resulttoken"
+)
+
+// fido2Mount builds the FIDO2 relying party from cfg.FIDO2 (nil when it is disabled) and
+// returns the function that mounts its routes. Registration options and credential
+// management authenticate the caller with the same callerauth as UAF; a successful
+// authentication answers a result token from results (signed in the HSM).
+func (s *Server) fido2Mount(callers *callerauth.Authenticator, results *resulttoken.Issuer) (func(*mux.Router), error) {
+	c := s.cfg.FIDO2
+	if !c.Enabled {
+		return nil, nil
+	}
+	trust, err := fido2Trust(c, s.log)
+	if err != nil {
+		return nil, err
+	}
+	var key []byte
+	if c.SessionKeyFile != "" {
+		if key, err = readSessionKey(c.SessionKeyFile); err != nil {
+			return nil, err
+		}
+	}
+	svc, err := fido2.New(fido2.Config{
+		RPID: c.RPID, RPName: c.RPName, Origins: c.Origins, Algorithms: c.SignatureAlgorithms,
+		AttestationPolicy: fido2.AttestationPolicy(c.AttestationPolicy), UserVerification: c.UserVerification,
+		Timeout: c.RegistrationTimeout.D(), AuthenticationTimeout: c.AuthenticationTimeout.D(),
+		StatusRetention: c.StatusRetention.D(), MaxBodyBytes: s.cfg.Server.MaxBodyBytes,
+		ConformancePaths: c.ConformancePaths, Demo: c.Demo,
+	}, fido2.Deps{
+		Store: s.db, Callers: fido2Callers{callers}, Signer: fido2.IssuerSigner(results), Trust: trust,
+		Logger: s.log.With("component", "fido2"), Unavailable: isOutage, SessionKey: key,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: fido2: %w", err)
+	}
+	s.fido2 = svc
+	return svc.Register, nil
+}
+
+// fido2Trust loads the FIDO2 metadata (statement files and a verified MDS3 BLOB) as
+// attestation anchors; without any configured, anchors that know no authenticator (every
+// attestation is then untrusted: stored as such under monitor, refused under enforce).
+func fido2Trust(c config.FIDO2, log interface {
+	Warn(msg string, args ...any)
+	Info(msg string, args ...any)
+}) (*attestation.MetadataAnchors, error) {
+	m := c.Metadata
+	if m.Path == "" && m.BLOBFile == "" {
+		if c.AttestationPolicy != "none" {
+			log.Warn("fido2: no metadata configured; every attestation is untrusted (policy " + c.AttestationPolicy + ")")
+		}
+		return attestation.NewMetadataAnchors(metadata.NewSet(), attestation.MetadataAnchorsOptions{}), nil
+	}
+	var sts []*metadata.Statement
+	if m.Path != "" {
+		fi, err := os.Stat(m.Path)
+		if err != nil {
+			return nil, fmt.Errorf("config: fido2.metadata.path: %w", err)
+		}
+		var opts metadata.LoadOptions
+		if fi.IsDir() {
+			opts.Dirs = []string{m.Path}
+		} else {
+			opts.Files = []string{m.Path}
+		}
+		if sts, err = metadata.Load(opts); err != nil {
+			return nil, fmt.Errorf("config: fido2.metadata.path: %w", err)
+		}
+	}
+	if m.BLOBFile != "" {
+		rootsPEM, err := os.ReadFile(m.BLOBRootsFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: fido2.metadata.blob-roots-file: %w", err)
+		}
+		roots, err := metadata.ParseAnchors(rootsPEM)
+		if err != nil {
+			return nil, fmt.Errorf("config: fido2.metadata.blob-roots-file: %w", err)
+		}
+		data, err := os.ReadFile(m.BLOBFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: fido2.metadata.blob-file: %w", err)
+		}
+		blob, err := metadata.VerifyBLOB(data, metadata.VerifyOptions{Roots: roots})
+		if err != nil {
+			return nil, fmt.Errorf("config: fido2.metadata.blob-file: %w", err)
+		}
+		if blob.Stale(time.Now()) {
+			log.Warn("fido2: metadata BLOB is past its nextUpdate; download a fresh one", "no", blob.No,
+				"nextUpdate", blob.NextUpdate.Format(time.DateOnly))
+		}
+		sts = append(sts, blob.Statements()...)
+		log.Info("fido2: metadata BLOB verified", "no", blob.No, "entries", len(blob.Entries))
+	}
+	set := metadata.NewSet(sts...)
+	for _, w := range set.Warnings() {
+		log.Warn("fido2 metadata warning", "warning", w.String())
+	}
+	mode := attestation.StatusEnforce
+	if m.StatusMode == "monitor" {
+		mode = attestation.StatusMonitor
+	}
+	return attestation.NewMetadataAnchors(set, attestation.MetadataAnchorsOptions{StatusMode: mode}), nil
+}
+
+// readSessionKey reads fido2.session-key-file: 32 raw bytes or 64 hex digits.
+func readSessionKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: fido2.session-key-file: %w", err)
+	}
+	if len(b) == fido2.SessionKeySize {
+		return b, nil
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != fido2.SessionKeySize {
+		return nil, fmt.Errorf("config: fido2.session-key-file: must hold %d raw bytes or %d hex digits",
+			fido2.SessionKeySize, 2*fido2.SessionKeySize)
+	}
+	return k, nil
+}
+
+// fido2Callers adapts callerauth to fido2.CallerAuthenticator.
+type fido2Callers struct{ a *callerauth.Authenticator }
+
+func (f fido2Callers) Authenticate(r *http.Request) (fido2.Caller, error) {
+	c, err := f.a.Authenticate(r)
+	if err != nil {
+		return fido2.Caller{}, err
+	}
+	return fido2.Caller{Username: c.Username, Trusted: c.Trusted}, nil
+}
+
+// purgeFIDO2 deletes expired FIDO2 sessions (called by the purge loop).
+func (s *Server) purgeFIDO2(ctx context.Context) {
+	if s.fido2 == nil {
+		return
+	}
+	if n, err := s.fido2.Purge(ctx); err != nil {
+		s.log.Warn("purge of expired fido2 sessions failed", "err", err)
+	} else if n > 0 {
+		s.log.Debug("purged expired fido2 sessions", "count", n)
+	}
+}

@@ -1,0 +1,427 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fidoserver/hwfido/server/oob/record"
+	"github.com/fidoserver/hwfido/server/store"
+)
+
+// This file implements the persistence of the out-of-band services (server/oob): tokens,
+// sessions and dispatch targets. Schema: migrations/0003_oob.sql. Single use of a token is
+// enforced here, in one immediate write transaction (UPDATE … WHERE redeemed_at IS NULL), so
+// it holds across goroutines and across server processes sharing the database file.
+
+const oobSessionCols = `id, uaf_handle, op, status, username, uaf_status, asm_status, client_error, authenticators,
+	token_result, dispatcher_name, dispatcher_resp, target_ext_id, result_token, token_expires_at,
+	created_at, updated_at, expires_at`
+
+// CreateOOBSession stores a new session and its token in one transaction.
+func (db *DB) CreateOOBSession(ctx context.Context, s record.Session, t record.Token) error {
+	auths, err := marshalAuths(s.Authenticators)
+	if err != nil {
+		return err
+	}
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO oob_sessions("+oobSessionCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.ID, s.Handle, s.Op, s.Status, s.Username, s.UAFStatusCode, s.ASMStatusCode, s.ClientErrorCode, auths,
+			s.TokenResult, s.DispatcherName, s.DispatcherResp, s.TargetExtID, s.ResultToken, ms(s.TokenExpiresAt),
+			ms(s.CreatedAt), ms(s.UpdatedAt), ms(s.ExpiresAt))
+		if isUnique(err) {
+			return store.ErrAlreadyExists
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: insert oob session: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO oob_tokens(hash, op, session_id, context, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			t.Hash, t.Op, t.SessionID, t.Context, ms(t.ExpiresAt))
+		if isUnique(err) {
+			return store.ErrAlreadyExists
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: insert oob token: %w", err)
+		}
+		return nil
+	})
+}
+
+// SetOOBDispatch records the dispatcher output of a session (after the token was created).
+func (db *DB) SetOOBDispatch(ctx context.Context, id, name, response, targetExtID string) error {
+	_, err := db.w.ExecContext(ctx, `UPDATE oob_sessions SET dispatcher_name = ?, dispatcher_resp = ?, target_ext_id = ?,
+		updated_at = ? WHERE id = ?`, name, response, targetExtID, ms(db.now()), id)
+	if err != nil {
+		return fmt.Errorf("sqlite: oob dispatch: %w", err)
+	}
+	return nil
+}
+
+// RedeemOOBToken marks the token with that hash and operation as redeemed at now and moves
+// its session to status, in one transaction, and returns the token. Exactly one of any
+// number of concurrent calls for one token succeeds. It fails with store.ErrNotFound for an
+// unknown token or one of another operation (nothing changes), store.ErrReplay for a token
+// redeemed before and record.ErrExpired for an expired one.
+func (db *DB) RedeemOOBToken(ctx context.Context, hash []byte, op string, now time.Time, status string) (*record.Token, error) {
+	var t record.Token
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE oob_tokens SET redeemed_at = ?
+			WHERE hash = ? AND op = ? AND redeemed_at IS NULL AND expires_at > ?`, ms(now), hash, op, ms(now))
+		if err != nil {
+			return fmt.Errorf("sqlite: redeem: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("sqlite: redeem: %w", err)
+		}
+		var gotOp string
+		var exp int64
+		var redeemed sql.NullInt64
+		err = tx.QueryRowContext(ctx, `SELECT op, session_id, context, expires_at, redeemed_at FROM oob_tokens WHERE hash = ?`,
+			hash).Scan(&gotOp, &t.SessionID, &t.Context, &exp, &redeemed)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: redeem: %w", err)
+		}
+		t.Hash, t.Op, t.ExpiresAt = hash, gotOp, fromMS(exp)
+		switch {
+		case n == 1:
+		case gotOp != op:
+			return store.ErrNotFound
+		case redeemed.Valid:
+			return store.ErrReplay
+		default:
+			return record.ErrExpired
+		}
+		err = tx.QueryRowContext(ctx, `UPDATE oob_sessions SET status = ?, token_result = ?, updated_at = ? WHERE id = ?
+			RETURNING uaf_handle`, status, record.TokenRedeemed, ms(now), t.SessionID).Scan(&t.Handle)
+		if err != nil {
+			return fmt.Errorf("sqlite: redeem: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// OOBSession returns the session with that id or store.ErrNotFound.
+func (db *DB) OOBSession(ctx context.Context, id string) (*record.Session, error) {
+	return db.oobSession(ctx, "id", id)
+}
+
+// OOBSessionByHandle returns the session with that UAF handle or store.ErrNotFound.
+func (db *DB) OOBSessionByHandle(ctx context.Context, handle string) (*record.Session, error) {
+	return db.oobSession(ctx, "uaf_handle", handle)
+}
+
+func (db *DB) oobSession(ctx context.Context, column, key string) (*record.Session, error) {
+	var s record.Session
+	var auths string
+	var tokExp, created, updated, exp int64
+	err := db.r.QueryRowContext(ctx, "SELECT "+oobSessionCols+" FROM oob_sessions WHERE "+column+" = ?", key).Scan(
+		&s.ID, &s.Handle, &s.Op, &s.Status, &s.Username, &s.UAFStatusCode, &s.ASMStatusCode, &s.ClientErrorCode, &auths,
+		&s.TokenResult, &s.DispatcherName, &s.DispatcherResp, &s.TargetExtID, &s.ResultToken, &tokExp,
+		&created, &updated, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: oob session: %w", err)
+	}
+	if auths != "" {
+		if err := json.Unmarshal([]byte(auths), &s.Authenticators); err != nil {
+			return nil, fmt.Errorf("sqlite: oob session authenticators: %w", err)
+		}
+	}
+	s.TokenExpiresAt, s.CreatedAt, s.UpdatedAt, s.ExpiresAt = fromMS(tokExp), fromMS(created), fromMS(updated), fromMS(exp)
+	return &s, nil
+}
+
+// UpdateOOBSession applies u to the session with that id or handle unless it is already in
+// a final state (the first final state wins); it returns the session id when the session
+// changed and "" otherwise.
+func (db *DB) UpdateOOBSession(ctx context.Context, key string, u record.SessionUpdate) (string, error) {
+	auths, err := marshalAuths(u.Authenticators)
+	if err != nil {
+		return "", err
+	}
+	var id string
+	err = db.w.QueryRowContext(ctx, `UPDATE oob_sessions SET status = ?,
+		username = CASE WHEN ? = '' THEN username ELSE ? END,
+		uaf_status = ?, asm_status = ?, client_error = ?,
+		authenticators = CASE WHEN ? = '' THEN authenticators ELSE ? END,
+		result_token = CASE WHEN ? = '' THEN result_token ELSE ? END,
+		updated_at = ?
+		WHERE (id = ? OR uaf_handle = ?) AND status NOT IN ('succeeded', 'failed') RETURNING id`,
+		u.Status, u.Username, u.Username, u.UAFStatusCode, u.ASMStatusCode, u.ClientErrorCode, auths, auths,
+		u.ResultToken, u.ResultToken, ms(db.now()), key, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: oob session update: %w", err)
+	}
+	return id, nil
+}
+
+func marshalAuths(a []record.Authenticator) (string, error) {
+	if len(a) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: authenticators: %w", err)
+	}
+	return string(b), nil
+}
+
+// PurgeOOB forgets sessions whose retention ended and tokens that expired before now.
+func (db *DB) PurgeOOB(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
+	for _, q := range []string{"DELETE FROM oob_sessions WHERE expires_at < ?", "DELETE FROM oob_tokens WHERE expires_at < ?",
+		"DELETE FROM oob_push_queue WHERE expires_at < ?", "DELETE FROM oob_stream_conns WHERE seen_at < ? - 600000"} {
+		res, err := db.w.ExecContext(ctx, q, ms(now))
+		if err != nil {
+			return total, fmt.Errorf("sqlite: oob purge: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
+
+const oobTargetCols = `t.id, t.ext_id, t.user_id, u.username, t.name, t.device_id, t.dispatcher, t.target,
+	t.signature_key, t.encryption_key, t.created_at, t.updated_at`
+
+func scanTarget(row interface{ Scan(...any) error }) (*record.Target, error) {
+	var t record.Target
+	var created, updated int64
+	if err := row.Scan(&t.ID, &t.ExtID, &t.UserID, &t.Username, &t.Name, &t.DeviceID, &t.Dispatcher, &t.Target,
+		&t.SignatureKey, &t.EncryptionKey, &created, &updated); err != nil {
+		return nil, err
+	}
+	t.CreatedAt, t.UpdatedAt = fromMS(created), fromMS(updated)
+	return &t, nil
+}
+
+func insertTarget(ctx context.Context, tx *sql.Tx, userID int64, t record.Target, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO oob_targets(id, ext_id, user_id, name, device_id, dispatcher, target,
+		signature_key, encryption_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.ExtID, userID, t.Name, t.DeviceID, t.Dispatcher, t.Target, t.SignatureKey, t.EncryptionKey, ms(now), ms(now))
+	if isUnique(err) {
+		return fmt.Errorf("%w: %w", store.ErrAlreadyExists, record.ErrNameTaken)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: insert dispatch target: %w", err)
+	}
+	return nil
+}
+
+// CreateOOBTarget stores t for the existing user t.Username; it fails with store.ErrNotFound
+// for an unknown user and store.ErrAlreadyExists when the user has a target of that name.
+func (db *DB) CreateOOBTarget(ctx context.Context, t record.Target) error {
+	now := db.now()
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		var uid int64
+		err := tx.QueryRowContext(ctx, "SELECT id FROM users WHERE username = ?", t.Username).Scan(&uid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: dispatch target user: %w", err)
+		}
+		return insertTarget(ctx, tx, uid, t, now)
+	})
+}
+
+// RegisterUAFWithTarget is [DB.RegisterUAF] that also stores the dispatch target t for the
+// user, in the same transaction: on any error nothing is stored.
+func (db *DB) RegisterUAFWithTarget(ctx context.Context, c store.Consumption, username string, regs []store.UAFRegistration, t record.Target) error {
+	now := db.now()
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := db.consume(ctx, tx, c); err != nil {
+			return err
+		}
+		u, err := ensureUserTx(ctx, tx, username, now)
+		if err != nil {
+			return err
+		}
+		for _, r := range regs {
+			_, err := tx.ExecContext(ctx, `INSERT INTO uaf_registrations(user_id, aaid, aaid_norm, key_id, public_key,
+				public_key_encoding, signature_algorithm, authenticator_version, sign_counter, reg_counter,
+				attestation_type, attestation_cert, tc_display_png, device_id, created_at, last_used_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				u.ID, r.AAID, strings.ToLower(r.AAID), r.KeyID, r.PublicKey, r.PublicKeyEncoding, r.SignatureAlgorithm,
+				r.AuthenticatorVersion, r.SignCounter, r.RegCounter, r.AttestationType, r.AttestationCert,
+				r.TCDisplayPNG, r.DeviceID, ms(now), ms(now))
+			if isUnique(err) {
+				return store.ErrAlreadyExists
+			}
+			if err != nil {
+				return fmt.Errorf("sqlite: insert registration: %w", err)
+			}
+		}
+		return insertTarget(ctx, tx, u.ID, t, now)
+	})
+}
+
+// OOBTarget returns the dispatch target with that id or store.ErrNotFound.
+func (db *DB) OOBTarget(ctx context.Context, id string) (*record.Target, error) {
+	t, err := scanTarget(db.r.QueryRowContext(ctx, "SELECT "+oobTargetCols+` FROM oob_targets t
+		JOIN users u ON u.id = t.user_id WHERE t.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: dispatch target: %w", err)
+	}
+	return t, nil
+}
+
+// OOBTargets lists the dispatch targets of a user, oldest first.
+func (db *DB) OOBTargets(ctx context.Context, username string) ([]record.Target, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT "+oobTargetCols+` FROM oob_targets t
+		JOIN users u ON u.id = t.user_id WHERE u.username = ? ORDER BY t.created_at, t.id`, username)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: dispatch targets: %w", err)
+	}
+	defer rows.Close()
+	var out []record.Target
+	for rows.Next() {
+		t, err := scanTarget(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: dispatch targets: %w", err)
+		}
+		out = append(out, *t)
+	}
+	return out, rows.Err()
+}
+
+// UpdateOOBTarget consumes c (the signed request's id) and applies ch to the target, in one
+// transaction. Errors: store.ErrReplay, store.ErrNotFound, store.ErrAlreadyExists (name
+// taken); then nothing changes.
+func (db *DB) UpdateOOBTarget(ctx context.Context, id string, c store.Consumption, ch record.TargetChange) error {
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := db.consume(ctx, tx, c); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE oob_targets SET
+			name = COALESCE(?, name), target = COALESCE(?, target), dispatcher = COALESCE(?, dispatcher),
+			encryption_key = COALESCE(?, encryption_key), updated_at = ? WHERE id = ?`,
+			ch.Name, ch.Target, ch.Dispatcher, ch.EncryptionKey, ms(db.now()), id)
+		if isUnique(err) {
+			return store.ErrAlreadyExists
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: update dispatch target: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// DeleteOOBTarget consumes c (when given) and deletes the target, in one transaction.
+func (db *DB) DeleteOOBTarget(ctx context.Context, id string, c *store.Consumption) error {
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		if c != nil {
+			if err := db.consume(ctx, tx, *c); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM oob_targets WHERE id = ?", id)
+		if err != nil {
+			return fmt.Errorf("sqlite: delete dispatch target: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// ConsumeOOB records a single-use value (store.ErrReplay when it was used).
+func (db *DB) ConsumeOOB(ctx context.Context, c store.Consumption) error {
+	return db.InTx(ctx, func(tx *sql.Tx) error { return db.consume(ctx, tx, c) })
+}
+
+// ClearOOBPushToken empties the target's push address if it is still old (FCM answered
+// UNREGISTERED for it).
+func (db *DB) ClearOOBPushToken(ctx context.Context, id, old string) error {
+	_, err := db.w.ExecContext(ctx, "UPDATE oob_targets SET target = '', updated_at = ? WHERE id = ? AND target = ?",
+		ms(db.now()), id, old)
+	if err != nil {
+		return fmt.Errorf("sqlite: clear push token: %w", err)
+	}
+	return nil
+}
+
+// TouchOOBStream records that the push stream connID of target is open (now).
+func (db *DB) TouchOOBStream(ctx context.Context, connID, targetID string, now time.Time) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO oob_stream_conns(conn_id, target_id, seen_at) VALUES (?, ?, ?)
+		ON CONFLICT(conn_id) DO UPDATE SET seen_at = excluded.seen_at`, connID, targetID, ms(now))
+	if err != nil {
+		return fmt.Errorf("sqlite: oob stream: %w", err)
+	}
+	return nil
+}
+
+// DropOOBStream forgets the push stream connID.
+func (db *DB) DropOOBStream(ctx context.Context, connID string) error {
+	if _, err := db.w.ExecContext(ctx, "DELETE FROM oob_stream_conns WHERE conn_id = ?", connID); err != nil {
+		return fmt.Errorf("sqlite: oob stream: %w", err)
+	}
+	return nil
+}
+
+// OOBStreamOpen reports whether some process has a push stream of target seen since since.
+func (db *DB) OOBStreamOpen(ctx context.Context, targetID string, since time.Time) (bool, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM oob_stream_conns WHERE target_id = ? AND seen_at >= ?",
+		targetID, ms(since)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: oob stream: %w", err)
+	}
+	return n > 0, nil
+}
+
+// QueueOOBPush queues payload for the push streams of target open in other processes.
+func (db *DB) QueueOOBPush(ctx context.Context, targetID, origin string, payload []byte, now, expires time.Time) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO oob_push_queue(target_id, origin, payload, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?)`, targetID, origin, payload, ms(now), ms(expires))
+	if err != nil {
+		return fmt.Errorf("sqlite: oob push: %w", err)
+	}
+	return nil
+}
+
+// OOBPushes returns up to 16 payloads queued for target by a process other than origin,
+// with id > after and created at or after since, in order, and the last id returned
+// (after when none).
+func (db *DB) OOBPushes(ctx context.Context, targetID, origin string, after int64, since time.Time) ([][]byte, int64, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, payload FROM oob_push_queue WHERE target_id = ? AND origin != ?
+		AND id > ? AND created_at >= ? ORDER BY id LIMIT 16`, targetID, origin, after, ms(since))
+	if err != nil {
+		return nil, after, fmt.Errorf("sqlite: oob push: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var p []byte
+		if err := rows.Scan(&after, &p); err != nil {
+			return nil, after, fmt.Errorf("sqlite: oob push: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, after, rows.Err()
+}

@@ -1,0 +1,177 @@
+package sqlite_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fidoserver/hwfido/server/oob/record"
+	"github.com/fidoserver/hwfido/server/store"
+)
+
+func newOOBSession(t *testing.T, db interface {
+	CreateOOBSession(context.Context, record.Session, record.Token) error
+}, id, op, secret string, now time.Time, life time.Duration) []byte {
+	t.Helper()
+	h := sha256.Sum256([]byte(secret))
+	s := record.Session{ID: id, Handle: "h-" + id, Op: op, Status: record.StatusTokenCreated, TokenExpiresAt: now.Add(life), CreatedAt: now,
+		UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := db.CreateOOBSession(context.Background(), s, record.Token{Hash: h[:], Op: op, SessionID: id, Context: `{"x":1}`, ExpiresAt: now.Add(life)}); err != nil {
+		t.Fatal(err)
+	}
+	return h[:]
+}
+
+func TestOOBRedeem(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "fido.db"))
+	now := time.Now()
+	h := newOOBSession(t, db, "s1", "Auth", "tok", now, time.Minute)
+	if _, err := db.RedeemOOBToken(ctx, h, "Reg", now, record.StatusClientRegistering); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("other operation: %v", err)
+	}
+	unknown := sha256.Sum256([]byte("other"))
+	if _, err := db.RedeemOOBToken(ctx, unknown[:], "Auth", now, record.StatusClientAuthenticating); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	tok, err := db.RedeemOOBToken(ctx, h, "Auth", now, record.StatusClientAuthenticating)
+	if err != nil || tok.SessionID != "s1" || tok.Handle != "h-s1" || tok.Context != `{"x":1}` {
+		t.Fatalf("redeem: %+v %v", tok, err)
+	}
+	if _, err := db.RedeemOOBToken(ctx, h, "Auth", now, record.StatusClientAuthenticating); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("second redeem: %v", err)
+	}
+	s, err := db.OOBSession(ctx, "s1")
+	if err != nil || s.Status != record.StatusClientAuthenticating || s.TokenResult != record.TokenRedeemed {
+		t.Fatalf("session: %+v %v", s, err)
+	}
+	h2 := newOOBSession(t, db, "s2", "Auth", "tok2", now, time.Second)
+	if _, err := db.RedeemOOBToken(ctx, h2, "Auth", now.Add(time.Second), record.StatusClientAuthenticating); !errors.Is(err, record.ErrExpired) {
+		t.Fatalf("expired: %v", err)
+	}
+	// The first final state wins.
+	if id, err := db.UpdateOOBSession(ctx, "h-s1", record.SessionUpdate{Status: record.StatusFailed, UAFStatusCode: 1498}); id != "s1" || err != nil {
+		t.Fatalf("fail by handle: %q %v", id, err)
+	}
+	if id, _ := db.UpdateOOBSession(ctx, "s1", record.SessionUpdate{Status: record.StatusSucceeded, Username: "eve"}); id != "" {
+		t.Fatal("a final session changed")
+	}
+	if s, _ := db.OOBSession(ctx, "s1"); s.Status != record.StatusFailed || s.Username != "" || s.UAFStatusCode != 1498 {
+		t.Fatalf("session: %+v", s)
+	}
+	if n, err := db.PurgeOOB(ctx, now.Add(2*time.Hour)); err != nil || n != 4 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if _, err := db.OOBSession(ctx, "s1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("purged session: %v", err)
+	}
+}
+
+// TestOOBRedeemRace: concurrent redeems through two handles on one file (two processes'
+// worth of connections): exactly one wins.
+func TestOOBRedeemRace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fido.db")
+	a, b := open(t, path), open(t, path)
+	now := time.Now()
+	h := newOOBSession(t, a, "s", "Reg", "tok", now, time.Minute)
+	var won, replay atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		db := a
+		if i%2 == 1 {
+			db = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.RedeemOOBToken(context.Background(), h, "Reg", now, record.StatusClientRegistering)
+			switch {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, store.ErrReplay):
+				replay.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 || replay.Load() != 99 {
+		t.Fatalf("%d won, %d replays", won.Load(), replay.Load())
+	}
+}
+
+func TestOOBTargets(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "fido.db"))
+	tg := record.Target{ID: "t1", ExtID: "e1", Username: "alice", Name: "phone", Dispatcher: "link", SignatureKey: "{}"}
+	if err := db.CreateOOBTarget(ctx, tg); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := db.EnsureUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.CreateOOBTarget(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	dup := tg
+	dup.ID, dup.ExtID = "t2", "e2"
+	if err := db.CreateOOBTarget(ctx, dup); !errors.Is(err, store.ErrAlreadyExists) || !errors.Is(err, record.ErrNameTaken) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	dup.Username = "bob"
+	if err := db.CreateOOBTarget(ctx, dup); err != nil {
+		t.Fatalf("same name for another user: %v", err)
+	}
+	// A registration whose target name is taken stores nothing and consumes nothing.
+	c := store.Consumption{Nonce: []byte("nonce-1"), ExpiresAt: time.Now().Add(time.Minute)}
+	reg := store.UAFRegistration{AAID: "FFFF#0001", KeyID: "k1", PublicKey: []byte{1}}
+	t3 := record.Target{ID: "t3", ExtID: "e3", Name: "phone", Dispatcher: "link", SignatureKey: "{}"}
+	if err := db.RegisterUAFWithTarget(ctx, c, "alice", []store.UAFRegistration{reg}, t3); !errors.Is(err, record.ErrNameTaken) {
+		t.Fatalf("taken name: %v", err)
+	}
+	if regs, _ := db.UAFRegistrations(ctx, "alice"); len(regs) != 0 {
+		t.Fatal("registration stored despite the failed target")
+	}
+	t3.Name = "tablet"
+	if err := db.RegisterUAFWithTarget(ctx, c, "alice", []store.UAFRegistration{reg}, t3); err != nil {
+		t.Fatalf("register with target: %v", err)
+	}
+	if err := db.RegisterUAFWithTarget(ctx, c, "alice", nil, record.Target{ID: "t4", ExtID: "e4", Name: "x", Dispatcher: "link", SignatureKey: "{}"}); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("replayed nonce: %v", err)
+	}
+	ts, err := db.OOBTargets(ctx, "alice")
+	if err != nil || len(ts) != 2 || ts[0].ID != "t1" || ts[1].ID != "t3" {
+		t.Fatalf("targets: %+v %v", ts, err)
+	}
+	name := "work"
+	uc := store.Consumption{Nonce: []byte("req-1"), ExpiresAt: time.Now().Add(time.Minute)}
+	if err := db.UpdateOOBTarget(ctx, "t1", uc, record.TargetChange{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	other := "other"
+	if err := db.UpdateOOBTarget(ctx, "t1", uc, record.TargetChange{Name: &other}); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("replayed update: %v", err)
+	}
+	taken := "tablet"
+	if err := db.UpdateOOBTarget(ctx, "t1", store.Consumption{Nonce: []byte("req-2"), ExpiresAt: time.Now().Add(time.Minute)},
+		record.TargetChange{Name: &taken}); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("rename to a taken name: %v", err)
+	}
+	if got, _ := db.OOBTarget(ctx, "t1"); got.Name != "work" || got.Username != "alice" {
+		t.Fatalf("after refused updates: %+v", got)
+	}
+	if err := db.DeleteOOBTarget(ctx, "t1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteOOBTarget(ctx, "t1", nil); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
