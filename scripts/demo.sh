@@ -4,7 +4,11 @@
 #      signed in the HSM and verified with the exported JWK;
 #   2. hwfido-server started on that token and a fresh SQLite store;
 #   3. FIDO UAF in-band flows: registration, step-up authentication and a confirmed
-#      transaction, each answered with an HSM-signed result token verified against the JWKS.
+#      transaction, each answered with an HSM-signed result token verified against the JWKS;
+#   4. (demo-tpm.sh) the same with authenticatord: UAF keys in swtpm, Basic Full attestation by a
+#      vendor CA in the HSM, the PIN checked by the TPM;
+#   5. (demo-oob.sh) out-of-band flows: QR registration, payment confirmed and rejected, push;
+#   6. (demo-fido2.sh) FIDO2 registration and login in headless Chromium.
 # Everything lives under var/demo and talks to 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,5 +32,6 @@ echo "== 3. FIDO UAF in-band with the software test authenticator (AAID FFFF#FB0
   -iss https://login.example -aud hwfido -user alice
 
 if [ -x scripts/demo-tpm.sh ]; then scripts/demo-tpm.sh "$dir" "$port"; fi
+if [ -x scripts/demo-oob.sh ]; then scripts/demo-oob.sh "$dir" "$port"; fi
 if [ -x scripts/demo-fido2.sh ]; then scripts/demo-fido2.sh "$dir"; fi
 echo "== done: the server log is $dir/server.log"

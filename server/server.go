@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/fidoserver/hwfido/hsm"
@@ -105,8 +106,13 @@ func (s *Server) Close() {
 
 // Serve serves on ln until ctx is done; it also purges expired single-use records.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Long-lived event streams (status events, device push streams) would hold Shutdown
+	// until its deadline: they are ended as soon as shutdown begins; ordinary requests
+	// finish normally.
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
 	hs := &http.Server{
-		Handler:           s.handler,
+		Handler:           endOnShutdown(streams, s.handler),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       s.cfg.Server.ReadTimeout.D(),
 		WriteTimeout:      s.cfg.Server.WriteTimeout.D(),
@@ -122,6 +128,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.TLSConfig = tc
 		ln = tls.NewListener(ln, tc)
 	}
+	hs.RegisterOnShutdown(endStreams)
 	go s.purgeLoop(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -139,6 +146,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
+}
+
+// endOnShutdown cancels the context of event-stream requests (GET …/events, GET …/stream)
+// when streams is done.
+func endOnShutdown(streams context.Context, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && (strings.HasSuffix(r.URL.Path, "/events") || strings.HasSuffix(r.URL.Path, "/stream")) {
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			stop := context.AfterFunc(streams, cancel)
+			defer stop()
+			r = r.WithContext(ctx)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) purgeLoop(ctx context.Context) {

@@ -1,0 +1,56 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestServeShutdownEndsStreams: an open status event stream does not hold shutdown; Serve
+// returns promptly and without error, and the stream ends.
+func TestServeShutdownEndsStreams(t *testing.T) {
+	e, _ := oobEnv(t, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+
+	code, d, b := e.dispatch("Auth", "", map[string]any{"dispatcher": "link", "getUafRequest": getUAF("Auth", map[string]any{})})
+	if code != 200 || d.SessionID == "" {
+		t.Fatalf("dispatch: %d %s", code, b)
+	}
+	resp, err := http.Get(base + "/nevisfido/status/" + d.SessionID + "/events")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("events: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	events := sseReader(t, resp.Body)
+	var st map[string]any
+	if ev := nextEvent(t, events); json.Unmarshal([]byte(ev.data), &st) != nil || st["status"] != "tokenCreated" {
+		t.Fatalf("first event %+v", ev)
+	}
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("Serve did not return within 8s of shutdown with an open stream")
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("shutdown took %v", el)
+	}
+	for range events { // the stream ends: the reader's channel closes
+	}
+}
