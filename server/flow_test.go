@@ -28,8 +28,13 @@ func registered(t *testing.T, o envOptions, full bool) (*env, *authr) {
 	if r.StatusCode != uaf.StatusOK {
 		t.Fatalf("registration request: %s", b)
 	}
-	if sr := e.sendResponse("Reg", a.register(r, mutations{})); sr.StatusCode != uaf.StatusOK {
+	sr := e.sendResponse("Reg", a.register(r, mutations{}))
+	if sr.StatusCode != uaf.StatusOK || len(sr.AdditionalTokens) != 1 || sr.AdditionalTokens[0].Type != "JWT" {
 		t.Fatalf("registration: %+v", sr)
+	}
+	if c := e.verifyResultToken(sr.AdditionalTokens[0].Value); c["sub"] != "alice" || c["op"] != "Reg" ||
+		c["aaid"] != testAAID || c["keyid"] != a.lastKey {
+		t.Fatalf("registration result token claims %+v", c)
 	}
 	return e, a
 }

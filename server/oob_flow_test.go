@@ -78,8 +78,11 @@ func TestOOBRegistrationDispatchers(t *testing.T) {
 		t.Run(d, func(t *testing.T) {
 			user := []string{"alice", "bob", "carol"}[i]
 			sr, sid := registerOOB(t, e, a, user, d, nil)
-			if sr.StatusCode != uaf.StatusOK || len(sr.AdditionalTokens) != 0 {
+			if sr.StatusCode != uaf.StatusOK || len(sr.AdditionalTokens) != 1 || sr.AdditionalTokens[0].Type != "JWT" {
 				t.Fatalf("registration: %+v", sr)
+			}
+			if c := e.verifyResultToken(sr.AdditionalTokens[0].Value); c["sub"] != user || c["op"] != "Reg" {
+				t.Fatalf("the device's registration token: %+v", c)
 			}
 			st := e.status(sid)
 			if st.Status != "succeeded" || st.UserID != user || st.UAFStatusCode != 1200 || len(st.Authenticators) != 1 ||

@@ -16,14 +16,14 @@ import (
 func registerWithTarget(t *testing.T, e *env, a *authr, user string, target map[string]any) string {
 	t.Helper()
 	sr, sid := registerOOB(t, e, a, user, "png-qr-code", map[string]any{"dispatchTarget": target})
-	if sr.StatusCode != uaf.StatusOK || len(sr.AdditionalTokens) != 1 || sr.AdditionalTokens[0].Type != "dispatchTargetId" ||
-		sr.AdditionalTokens[0].Value == "" {
+	if sr.StatusCode != uaf.StatusOK || len(sr.AdditionalTokens) != 2 || sr.AdditionalTokens[0].Type != "JWT" ||
+		sr.AdditionalTokens[1].Type != "dispatchTargetId" || sr.AdditionalTokens[1].Value == "" {
 		t.Fatalf("registration with target: %+v", sr)
 	}
 	if st := e.status(sid); st.Status != "succeeded" {
 		t.Fatalf("status: %+v", st)
 	}
-	return sr.AdditionalTokens[0].Value
+	return sr.AdditionalTokens[1].Value
 }
 
 // openStream opens the device's push stream.

@@ -123,14 +123,15 @@ func TestTPMAuthenticatorEndToEnd(t *testing.T) {
 
 	step("register basic full", func(t *testing.T) {
 		r := dev.mustCtl(ctlOK, pin, "register", "-server", rec.URL, "-username", tpmUser, "-token-file", tokenFile)
-		if sr := r.finish(t).ServerResponse; sr == nil || sr.StatusCode != uaf.StatusOK {
-			t.Fatalf("registration: %+v", sr)
-		}
+		rc := verifyResult(t, s, r.finish(t).ServerResponse)
 		regs := registrations(t, s, tpmUser)
 		if len(regs) != 1 || regs[0].signCounter != 0 {
 			t.Fatalf("server registrations %+v, want one new key", regs)
 		}
 		keyID = regs[0].keyID
+		if rc.Sub != tpmUser || rc.Op != "Reg" || rc.AAID != tpmAAID || rc.KeyID != keyID {
+			t.Fatalf("registration result claims %+v", rc)
+		}
 		// The server verified the chain leaf → vendor root from the statement.
 		if regs[0].attestationType != int(uaf.AttestationBasicFull) || !regs[0].hasCert {
 			t.Fatalf("registration stored with attestation type 0x%X (certificate %v), want Basic Full 0x3E07",

@@ -48,6 +48,9 @@ func verifyResults(ctx context.Context, w io.Writer, server string, sr *uaf.Serv
 		return err
 	}
 	for _, t := range sr.AdditionalTokens {
+		if t.Type != "JWT" {
+			continue // e.g. dispatchTargetId
+		}
 		line, err := verifyToken(set, t.Value, time.Now())
 		if err != nil {
 			return err

@@ -254,6 +254,13 @@ func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Out
 	if _, ok := pol.Covers(infos); !ok {
 		return out, fail(uaf.StatusUnacceptableAuthenticator, "the authenticators do not satisfy the policy", nil)
 	}
+	// The result token is signed before anything is stored: an HSM that fails here leaves no
+	// registration behind and the request unused.
+	tok, err := s.o.Results.Issue(ctx, resulttoken.Claims{Username: c.sd.Username, Operation: "Reg",
+		AAID: regs[0].AAID, KeyID: regs[0].KeyID, SessionID: c.sd.Session})
+	if err != nil {
+		return out, err
+	}
 	var rc responseContext
 	_ = decodeContext(send.Context, &rc) // an unreadable context carries no dispatch target
 	var targetID string
@@ -275,9 +282,10 @@ func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Out
 		s.log.Info("audit: uaf registration", "user", c.sd.Username, "aaid", r.AAID, "keyID", r.KeyID, "attestation", fmt.Sprintf("%#x", r.AttestationType))
 	}
 	out.Keys = regs
-	out.Response = &uaf.ServerResponse{StatusCode: uaf.StatusOK, Description: "OK"}
+	out.Response = &uaf.ServerResponse{StatusCode: uaf.StatusOK, Description: "OK",
+		AdditionalTokens: []uaf.Token{{Type: "JWT", Value: tok}}}
 	if targetID != "" {
-		out.Response.AdditionalTokens = []uaf.Token{{Type: "dispatchTargetId", Value: targetID}}
+		out.Response.AdditionalTokens = append(out.Response.AdditionalTokens, uaf.Token{Type: "dispatchTargetId", Value: targetID})
 	}
 	return out, nil
 }
