@@ -460,6 +460,12 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 		return out, fail(uaf.StatusUnacceptableAuthenticator, "the authenticators do not satisfy the policy", nil)
 	}
 	out.Username = user
+	// Signed before the request is consumed: an HSM outage leaves the request usable.
+	tok, err := s.o.Results.Issue(ctx, resulttoken.Claims{Username: user, Operation: "Auth", AAID: keys[0].AAID, KeyID: keys[0].KeyID,
+		TxHash: txHash, SessionID: c.sd.Session})
+	if err != nil {
+		return out, err
+	}
 	cons := store.Consumption{Nonce: c.sd.Nonce, ExpiresAt: c.sd.ExpiresAt()}
 	err = s.o.Store.AuthenticateUAF(ctx, cons, updates)
 	if errors.Is(err, store.ErrCounter) {
@@ -476,11 +482,6 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 	case errors.Is(err, store.ErrNotFound):
 		return out, fail(uaf.StatusUnknownKeyID, "the key was deregistered meanwhile", err)
 	case err != nil:
-		return out, err
-	}
-	tok, err := s.o.Results.Issue(ctx, resulttoken.Claims{Username: user, Operation: "Auth", AAID: keys[0].AAID, KeyID: keys[0].KeyID,
-		TxHash: txHash, SessionID: c.sd.Session})
-	if err != nil {
 		return out, err
 	}
 	s.log.Info("audit: uaf authentication", "user", user, "aaid", keys[0].AAID, "keyID", keys[0].KeyID, "transaction", txHash != "")
