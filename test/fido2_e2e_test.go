@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,9 +14,12 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	_ "github.com/mattn/go-sqlite3" // reads the server's store to check where rows went
 
 	"github.com/fidoserver/hwfido/test/browser"
 	"github.com/fidoserver/hwfido/test/harness"
+	"github.com/fidoserver/hwfido/uaf"
+	"github.com/fidoserver/hwfido/uaf/uaftest"
 )
 
 // fido2YAML enables FIDO2 on a harness server: RP ID localhost, the browser's origin
@@ -34,9 +38,9 @@ const fido2YAML = `fido2:
 
 // fido2Server starts hwfido-server with FIDO2 enabled and returns it with the base URL
 // the browser uses (localhost, since go-webauthn refuses IP addresses as RP IDs).
-func fido2Server(t *testing.T) (*harness.Server, string) {
+func fido2Server(t *testing.T, uafMetadata ...[]byte) (*harness.Server, string) {
 	t.Helper()
-	s := harness.StartServer(t, harness.ServerOptions{ExtraYAML: fido2YAML})
+	s := harness.StartServer(t, harness.ServerOptions{ExtraYAML: fido2YAML, Metadata: uafMetadata})
 	u, err := url.Parse(s.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +170,12 @@ func fido2Credentials(t *testing.T, s *harness.Server, user string) []map[string
 // TestFIDO2EndToEnd drives headless Chromium's virtual authenticators through the FIDO2
 // endpoints of a real hwfido-server process (SoftHSM token, SQLite file).
 func TestFIDO2EndToEnd(t *testing.T) {
-	s, base := fido2Server(t)
+	uafAuth, err := uaftest.New(uaftest.Options{AAID: "FFFF#E0F2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := uafAuth.MetadataStatement()
+	s, base := fido2Server(t, st)
 	b := fido2Chromium(t)
 	ctx := harness.Context(t)
 
@@ -263,6 +272,46 @@ func TestFIDO2EndToEnd(t *testing.T) {
 		}
 		r, err = p.Login(ctx, browser.LoginRequest{Username: "nobody"})
 		fido2Failed(t, "login options for an unknown user", "options", http.StatusBadRequest, r, err)
+	})
+
+	t.Run("one user holds UAF registrations and FIDO2 credentials", func(t *testing.T) {
+		uafRegister := func(user string) {
+			t.Helper()
+			r := request(t, s, "Reg", map[string]string{"username": user}, s.CallerToken(t, user))
+			if sr := send(t, s, "Reg", answer(t, uafAuth, r)); sr.StatusCode != uaf.StatusOK {
+				t.Fatalf("UAF registration of %s: %+v", user, sr)
+			}
+		}
+		p := fido2Page(t, b, base, browser.Authenticator{Protocol: "ctap2", Transport: "internal", ResidentKey: true,
+			UserVerification: true, UserVerified: true})
+		// dave: UAF first (user created with a random handle), then a FIDO2 passkey, found
+		// again by that handle in a discoverable login.
+		uafRegister("dave")
+		fido2OK(t, "register dave")(p.Register(ctx, browser.RegisterRequest{Username: "dave",
+			Headers:                fido2Bearer(s.CallerToken(t, "dave")),
+			AuthenticatorSelection: map[string]any{"residentKey": "required"}}))
+		if l := fido2OK(t, "passkey login")(p.Login(ctx, browser.LoginRequest{})); l.Username != "dave" {
+			t.Fatalf("passkey login as %q", l.Username)
+		}
+		// erin: FIDO2 first (the user is created by the registration result), then UAF.
+		fido2OK(t, "register erin")(p.Register(ctx, browser.RegisterRequest{Username: "erin",
+			Headers: fido2Bearer(s.CallerToken(t, "erin"))}))
+		uafRegister("erin")
+		db, err := sql.Open("sqlite3", "file:"+s.DBPath+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		for _, u := range []string{"dave", "erin"} {
+			var users, uafRegs, fido2Creds int
+			err := db.QueryRow(`SELECT (SELECT count(*) FROM users WHERE username = ?),
+				(SELECT count(*) FROM uaf_registrations r JOIN users u ON u.id = r.user_id WHERE u.username = ?),
+				(SELECT count(*) FROM fido2_credentials c JOIN users u ON u.id = c.user_id WHERE u.username = ?)`,
+				u, u, u).Scan(&users, &uafRegs, &fido2Creds)
+			if err != nil || users != 1 || uafRegs != 1 || fido2Creds != 1 {
+				t.Fatalf("%s: %v: %d user rows, %d UAF registrations, %d FIDO2 credentials", u, err, users, uafRegs, fido2Creds)
+			}
+		}
 	})
 
 	// The FIDO2 service leaves the server's other endpoints as they were.

@@ -36,6 +36,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no audience", `{` + strings.Replace(base, `"resultToken":{"audience":"r"}`, `"resultToken":{}`, 1) + `}`, "resultToken.audience"},
 		{"dispatcher", `{` + base + `,"dispatcher":"link"}`, "dispatcher"},
 		{"duration", `{` + base + `,"operationTimeout":"soon"}`, "duration"},
+		{"backendTLS on http", `{` + base + `,"backendTLS":{"certFile":"c","keyFile":"k"}}`, "needs an https server"},
+		{"backendTLS without key", `{` + strings.Replace(base, `http://127.0.0.1:9080`, `https://fido.test`, 1) + `,"backendTLS":{"certFile":"c"}}`, "backendTLS.certFile and backendTLS.keyFile"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,6 +2,9 @@ package fido2
 
 import (
 	"testing"
+	"time"
+
+	"github.com/fidoserver/hwfido/server/fido2/record"
 )
 
 // FuzzParseCredential feeds untrusted result bodies to the structural parser. Invariants:
@@ -49,6 +52,39 @@ func FuzzExtensionOptions(f *testing.F) {
 			if fe, ok := err.(*Error); !ok || fe.Code != 400 {
 				t.Fatalf("error %T %v", err, err)
 			}
+		}
+	})
+}
+
+// FuzzSealedSession checks that opening any challenge never panics, and that a sealed
+// state (a user row id, or a new user's username) opens to what was sealed.
+func FuzzSealedSession(f *testing.F) {
+	s, err := newSealer(make([]byte, SessionKeySize), "localhost")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{sealVersion, 1, 2, 3}, "alice", int64(0), true)
+	f.Add(make([]byte, sealMaxSize), "", int64(42), false)
+	f.Fuzz(func(t *testing.T, challenge []byte, username string, userID int64, auth bool) {
+		_, _ = s.open(challenge)
+		st := sealedState{ceremony: record.CeremonyRegistration, uv: "preferred", userID: userID,
+			expires: time.UnixMilli(1 << 40).UTC()}
+		if auth {
+			st.ceremony = record.CeremonyAuthentication
+		}
+		if userID <= 0 {
+			st.userID, st.username = 0, username
+		}
+		ch, err := s.seal(st)
+		if err != nil {
+			return // negative ids, long usernames, a new user in an authentication
+		}
+		if len(ch) > sealMaxSize || len(ch) < sealMinSize {
+			t.Fatalf("challenge of %d bytes", len(ch))
+		}
+		got, err := s.open(ch)
+		if err != nil || got != st {
+			t.Fatalf("open(seal(%+v)) = %+v, %v", st, got, err)
 		}
 	})
 }
