@@ -17,7 +17,13 @@ clients=${1:-64} duration=${2:-10s} rounds=${3:-1}
 dir=var/loadtest
 rm -rf "$dir"
 mkdir -p var
-setup_env "$dir" 19180 >/dev/null 2>var/loadtest-setup.log || { cat var/loadtest-setup.log; exit 1; }
+# The first free port from 19180 (another script or engineer may hold one).
+port=
+for p in $(seq 19180 19199); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+done
+[ -n "$port" ] || { echo "loadtest: no free port in 19180-19199"; exit 1; }
+setup_env "$dir" "$port" >/dev/null 2>var/loadtest-setup.log || { cat var/loadtest-setup.log; exit 1; }
 trap stop_server EXIT
 [ -n "${SERVER_GC_PERCENT:-}" ] && export HWFIDO_SERVER_GC_PERCENT=$SERVER_GC_PERCENT
 GOGC=${SERVER_GOGC:-${GOGC:-}} GOMAXPROCS=${SERVER_GOMAXPROCS:-${GOMAXPROCS:-}} start_server "$dir/server.log"
@@ -26,7 +32,7 @@ cpu() { awk '{print $14+$15}' "/proc/$SERVER_PID/stat"; }
 for r in $(seq 1 "$rounds"); do
   for n in ${clients//,/ }; do
     c0=$(cpu)
-    out=$("$BIN/fidobench" run -url http://127.0.0.1:19180 -facet https://app.example \
+    out=$("$BIN/fidobench" run -url "http://127.0.0.1:$port" -facet https://app.example \
       -login-key "$dir/secrets/login.key" -iss https://login.example -aud hwfido \
       -clients "$n" -duration "$duration" -line)
     c1=$(cpu)
