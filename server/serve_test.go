@@ -54,3 +54,24 @@ func TestServeShutdownEndsStreams(t *testing.T) {
 	for range events { // the stream ends: the reader's channel closes
 	}
 }
+
+// TestMethodNotAllowedNamesMethods: a 405 lists the methods the path serves.
+func TestMethodNotAllowedNamesMethods(t *testing.T) {
+	e, _ := oobEnv(t, "")
+	for _, c := range []struct{ method, path, allow string }{
+		{"GET", "/nevisfido/uaf/1.1/request/authentication", "POST"},
+		{"PUT", "/nevisfido/token/dispatch/targets", "GET, POST"},
+		{"POST", "/nevisfido/token/dispatch/targets/abc", "PATCH, DELETE"},
+		{"POST", "/nevisfido/status/abc/events", "GET"},
+	} {
+		req, _ := http.NewRequest(c.method, e.http.URL+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), c.allow)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 )
@@ -55,11 +56,29 @@ func (a *API) Router() http.Handler {
 	for _, m := range a.Mounts {
 		m(r)
 	}
-	r.MethodNotAllowedHandler = h(func(http.ResponseWriter, *http.Request) error {
+	r.MethodNotAllowedHandler = h(func(w http.ResponseWriter, req *http.Request) error {
+		w.Header().Set("Allow", allowed(r, req))
 		return Errorf(http.StatusMethodNotAllowed, "method not allowed", nil)
 	})
 	r.NotFoundHandler = h(func(http.ResponseWriter, *http.Request) error {
 		return Errorf(http.StatusNotFound, "not found", nil)
 	})
 	return r
+}
+
+// allowed lists the methods r serves at req's path, for the Allow header of a 405.
+func allowed(r *mux.Router, req *http.Request) string {
+	var ms []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if r.Match(probe, &match) && match.MatchErr == nil {
+			ms = append(ms, m)
+		}
+	}
+	if len(ms) == 0 {
+		return http.MethodPost
+	}
+	return strings.Join(ms, ", ")
 }

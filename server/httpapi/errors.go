@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+
+	"github.com/gorilla/mux"
 )
 
 // Error is an error with the HTTP status and the message a client may see. Err, if set, is
@@ -47,12 +49,23 @@ func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err er
 	if he.Status >= 500 {
 		lvl = slog.LevelError
 	}
-	log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path, "status", he.Status, "err", he.Error())
-	if he.Status == http.StatusMethodNotAllowed {
+	log.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", logPath(r), "status", he.Status, "err", he.Error())
+	if he.Status == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
 		w.Header().Set("Allow", "POST")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(he.Status)
 	_ = json.NewEncoder(w).Encode(problem{Status: he.Status, Error: http.StatusText(he.Status), Message: he.Msg})
+}
+
+// logPath is the route's template when the request matched one (so identifiers in the path,
+// such as a status session id, stay out of the log), else the path itself.
+func logPath(r *http.Request) string {
+	if rt := mux.CurrentRoute(r); rt != nil {
+		if t, err := rt.GetPathTemplate(); err == nil {
+			return t
+		}
+	}
+	return r.URL.Path
 }
