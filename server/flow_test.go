@@ -372,3 +372,51 @@ func TestClientFailureReport(t *testing.T) {
 		t.Fatalf("registrations after reports: %d", len(regs))
 	}
 }
+
+// TestDeregisterAllNamesKeys: "deregister all" and "deregister an AAID" name each deleted key
+// in the DeregistrationRequest, never a wildcard, and only the user's own keys.
+func TestDeregisterAllNamesKeys(t *testing.T) {
+	e, a := registered(t, envOptions{}, false)
+	first := a.lastKey
+	_, r, _ := e.getRequest("Reg", map[string]string{"username": "alice"}, e.callerToken("alice"))
+	if sr := e.sendResponse("Reg", a.register(r, mutations{})); sr.StatusCode != uaf.StatusOK {
+		t.Fatal(sr)
+	}
+	second := a.lastKey
+	_, r, _ = e.getRequest("Reg", map[string]string{"username": "bob"}, e.callerToken("bob"))
+	if sr := e.sendResponse("Reg", a.register(r, mutations{})); sr.StatusCode != uaf.StatusOK {
+		t.Fatal(sr)
+	}
+	for _, c := range []map[string]any{{"username": "alice", "deregisterAll": true}, {"username": "alice", "deregisterAAID": testAAID}} {
+		code, r, b := e.getRequest("Dereg", c, e.callerToken("alice"))
+		if code != 200 || r.StatusCode != uaf.StatusOK {
+			t.Fatalf("%v: %d %s", c, code, b)
+		}
+		req, _ := uaf.DecodeRequest([]byte(r.UAFRequest))
+		got := map[string]bool{}
+		for _, d := range req.Deregistration.Authenticators {
+			if d.AAID != testAAID {
+				t.Fatalf("%v: entry %+v", c, d)
+			}
+			got[d.KeyID] = true
+		}
+		if len(got) != 2 || !got[first] || !got[second] {
+			t.Fatalf("%v: request names %v, want alice's two keys", c, req.Deregistration.Authenticators)
+		}
+		if regs, _ := e.db().UAFRegistrations(context.Background(), "bob"); len(regs) != 1 {
+			t.Fatalf("bob's key touched: %+v", regs)
+		}
+		// Register the two keys again for the second case.
+		for range 2 {
+			_, r, _ := e.getRequest("Reg", map[string]string{"username": "alice"}, e.callerToken("alice"))
+			if sr := e.sendResponse("Reg", a.register(r, mutations{})); sr.StatusCode != uaf.StatusOK {
+				t.Fatal(sr)
+			}
+		}
+		first, second = "", ""
+		regs, _ := e.db().UAFRegistrations(context.Background(), "alice")
+		if len(regs) == 2 {
+			first, second = regs[0].KeyID, regs[1].KeyID
+		}
+	}
+}

@@ -237,6 +237,10 @@ func (s *Service) Dispatch(ctx context.Context, op uaf.Operation, body []byte, c
 		return &DispatchResponse{DispatchResult: ResultDispatcherNotFound}, nil
 	}
 	if d.NeedsTarget() && target == nil {
+		if op == uaf.OpAuth && user != "" {
+			// Push to all the user's targets of this dispatcher (pushall.go).
+			return s.dispatchAll(ctx, op, d, rawCtx, user, info, caller)
+		}
 		return &DispatchResponse{DispatchResult: ResultDispatchTargetNotFound}, nil
 	}
 	if user != "" && op != uaf.OpReg {

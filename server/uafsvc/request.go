@@ -70,7 +70,7 @@ func (s *Service) request(ctx context.Context, op uaf.Operation, rawCtx string, 
 		if err := authorize(caller, c.Username); err != nil {
 			return nil, err
 		}
-		return s.deregRequest(ctx, c)
+		return s.deregRequest(ctx, c, caller == conformanceCaller)
 	}
 	return nil, badRequest("unknown operation")
 }
@@ -189,7 +189,12 @@ func (s *Service) authRequest(ctx context.Context, c authContext, session string
 
 // deregRequest deletes the server-side registrations and returns the DeregistrationRequest
 // that tells the client to delete its keys (UAF 1.1 protocol §3.6).
-func (s *Service) deregRequest(ctx context.Context, c deregContext) (*uaf.ReturnUAFRequest, error) {
+//
+// The DeregistrationRequest names each deleted key. A wildcard entry (empty KeyID, or empty
+// AAID and KeyID) would make an authenticator delete every key of the AppID, including other
+// users' keys on a shared device, so it is sent only to the conformance test tool, whose
+// test cases expect it; when nothing matched, the answer is 1404 and nothing is sent.
+func (s *Service) deregRequest(ctx context.Context, c deregContext, wildcard bool) (*uaf.ReturnUAFRequest, error) {
 	aaid, keyID := c.AAID, c.KeyID
 	switch {
 	case c.DeregisterAll:
@@ -209,6 +214,15 @@ func (s *Service) deregRequest(ctx context.Context, c deregContext) (*uaf.Return
 	}
 	s.log.Info("audit: uaf deregistration", "user", c.Username, "aaid", aaid, "keyID", keyID, "deleted", len(deleted))
 	auths := []uaf.DeregisterAuthenticator{{AAID: aaid, KeyID: keyID}}
+	if !wildcard {
+		if len(deleted) == 0 {
+			return &uaf.ReturnUAFRequest{StatusCode: uaf.StatusNotFound, Op: uaf.OpDereg}, nil
+		}
+		auths = auths[:0]
+		for _, d := range deleted {
+			auths = append(auths, uaf.DeregisterAuthenticator{AAID: d.AAID, KeyID: d.KeyID})
+		}
+	}
 	hdr := uaf.OperationHeader{UPV: uaf.Version{Major: 1, Minor: 1}, Op: uaf.OpDereg, AppID: s.o.AppID}
 	return s.returnRequest(uaf.OpDereg, uaf.DeregistrationRequest{Header: hdr, Authenticators: auths})
 }
