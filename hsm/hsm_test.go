@@ -1,6 +1,7 @@
 package hsm_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -167,6 +168,25 @@ func TestMAC(t *testing.T) {
 				t.Fatalf("VerifyMAC = %v, want %v", err, tc.want)
 			}
 		})
+	}
+	// Truncated tags and the MAC of a given version.
+	if w, err := tok.MACWithVersion(ctx, v, data); err != nil || !bytes.Equal(w, tag) {
+		t.Fatalf("MACWithVersion = %x, %v; want %x", w, err, tag)
+	}
+	if _, err := tok.MACWithVersion(ctx, v+7, data); !errors.Is(err, hsm.ErrUnknownKey) {
+		t.Fatalf("MACWithVersion of an unknown version: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		tag  []byte
+		want error
+	}{
+		{"16 bytes", tag[:16], nil}, {"full", tag, nil}, {"15 bytes", tag[:15], hsm.ErrBadMAC},
+		{"flipped", bad[:16], hsm.ErrBadMAC}, {"too long", append(append([]byte{}, tag...), 0), hsm.ErrBadMAC},
+	} {
+		if err := tok.VerifyTruncatedMAC(ctx, v, data, tc.tag); tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Fatalf("VerifyTruncatedMAC %s = %v, want %v", tc.name, err, tc.want)
+		}
 	}
 	// Another token's key gives another tag for the same data.
 	other := hsmtest.NewTokenWith(t, hsmtest.Options{NoVendorCA: true, Quiet: true})

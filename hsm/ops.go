@@ -427,6 +427,42 @@ func (t *Token) VerifyMAC(ctx context.Context, version uint32, data, tag []byte)
 	return nil
 }
 
+// MACWithVersion computes HMAC-SHA256 over data in the token with MAC key version (an older
+// version that is still loaded, or the active one). Callers that derive a value with the
+// key that sealed something else use it to stay on that key across a rotation.
+func (t *Token) MACWithVersion(ctx context.Context, version uint32, data []byte) ([]byte, error) {
+	var tag []byte
+	err := t.do(ctx, func(sh pkcs11.SessionHandle, ks *keySet) error {
+		k := ks.version(PurposeServerDataMAC, version)
+		if k == nil {
+			return fmt.Errorf("%w: %s version %d", ErrUnknownKey, PurposeServerDataMAC, version)
+		}
+		out, err := t.rawSign(sh, t.mechH, k.handle, data)
+		tag = out
+		return err
+	})
+	return tag, err
+}
+
+// MinTruncatedMAC is the shortest tag [Token.VerifyTruncatedMAC] accepts (128 bits).
+const MinTruncatedMAC = 16
+
+// VerifyTruncatedMAC is [Token.VerifyMAC] for a tag truncated to its first len(tag) bytes
+// (at least [MinTruncatedMAC]), for formats with no room for the full tag.
+func (t *Token) VerifyTruncatedMAC(ctx context.Context, version uint32, data, tag []byte) error {
+	if len(tag) < MinTruncatedMAC || len(tag) > sha256.Size {
+		return ErrBadMAC
+	}
+	want, err := t.MACWithVersion(ctx, version, data)
+	if err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare(want[:len(tag)], tag) != 1 {
+		return ErrBadMAC
+	}
+	return nil
+}
+
 // JWKS returns the JSON Web Key Set (RFC 7517 §5) of all token-signing
 // public keys, the active one and the older ones still published so that
 // tokens they signed keep verifying. The bytes are built at load time.

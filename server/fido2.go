@@ -2,11 +2,9 @@ package server
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -32,12 +30,6 @@ func (s *Server) fido2Mount(callers *callerauth.Authenticator, results *resultto
 	if err != nil {
 		return nil, err
 	}
-	var key []byte
-	if c.SessionKeyFile != "" {
-		if key, err = readSessionKey(c.SessionKeyFile); err != nil {
-			return nil, err
-		}
-	}
 	svc, err := fido2.New(fido2.Config{
 		RPID: c.RPID, RPName: c.RPName, Origins: c.Origins, Algorithms: c.SignatureAlgorithms,
 		AttestationPolicy: fido2.AttestationPolicy(c.AttestationPolicy), UserVerification: c.UserVerification,
@@ -46,7 +38,7 @@ func (s *Server) fido2Mount(callers *callerauth.Authenticator, results *resultto
 		ConformancePaths: c.ConformancePaths, Demo: c.Demo,
 	}, fido2.Deps{
 		Store: s.db, Callers: fido2Callers{callers}, Signer: fido2.IssuerSigner(results), Trust: trust,
-		Logger: s.log.With("component", "fido2"), Unavailable: isOutage, SessionKey: key,
+		Logger: s.log.With("component", "fido2"), Unavailable: isOutage, MAC: s.token,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("config: fido2: %w", err)
@@ -118,23 +110,6 @@ func fido2Trust(c config.FIDO2, log interface {
 		mode = attestation.StatusMonitor
 	}
 	return attestation.NewMetadataAnchors(set, attestation.MetadataAnchorsOptions{StatusMode: mode}), nil
-}
-
-// readSessionKey reads fido2.session-key-file: 32 raw bytes or 64 hex digits.
-func readSessionKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: fido2.session-key-file: %w", err)
-	}
-	if len(b) == fido2.SessionKeySize {
-		return b, nil
-	}
-	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(k) != fido2.SessionKeySize {
-		return nil, fmt.Errorf("config: fido2.session-key-file: must hold %d raw bytes or %d hex digits",
-			fido2.SessionKeySize, 2*fido2.SessionKeySize)
-	}
-	return k, nil
 }
 
 // fido2Callers adapts callerauth to fido2.CallerAuthenticator.

@@ -132,21 +132,3 @@ func TestFIDO2TrustFromMetadata(t *testing.T) {
 	}
 }
 
-func TestReadSessionKey(t *testing.T) {
-	dir := t.TempDir()
-	raw := filepath.Join(dir, "raw")
-	hexf := filepath.Join(dir, "hex")
-	bad := filepath.Join(dir, "bad")
-	_ = os.WriteFile(raw, []byte(strings.Repeat("k", 32)), 0o600)
-	_ = os.WriteFile(hexf, []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
-	_ = os.WriteFile(bad, []byte("short"), 0o600)
-	if k, err := readSessionKey(raw); err != nil || len(k) != 32 {
-		t.Fatalf("raw key: %v", err)
-	}
-	if k, err := readSessionKey(hexf); err != nil || len(k) != 32 || k[0] != 0xab {
-		t.Fatalf("hex key: %v", err)
-	}
-	if _, err := readSessionKey(bad); err == nil || !strings.Contains(err.Error(), "fido2.session-key-file") {
-		t.Fatalf("bad key: %v", err)
-	}
-}

@@ -39,10 +39,6 @@ type FIDO2 struct {
 	AttestationPolicy string `yaml:"attestation-policy"`
 	// Metadata names the metadata attestation trust is decided with.
 	Metadata FIDO2Metadata `yaml:"metadata"`
-	// SessionKeyFile holds the 32-byte key (raw or 64 hex digits) that seals ceremony
-	// state into challenges. Servers sharing a store need the same key; when empty a
-	// random key is drawn at start and ceremonies do not survive a restart.
-	SessionKeyFile string `yaml:"session-key-file"`
 	// ConformancePaths also mounts the FIDO2 conformance API paths (/attestation/options,
 	// /attestation/result, /assertion/options, /assertion/result).
 	ConformancePaths bool `yaml:"conformance-paths"`

@@ -90,7 +90,7 @@ func (s *Service) beginAuthentication(ctx context.Context, req optionsRequest) (
 	if user != nil {
 		userID, username = user.ID, user.Username
 	}
-	id, ch, err := s.startSession(ctx, record.CeremonyAuthentication, userID, username, sd, assertion.Response.Extensions)
+	id, ch, err := s.startSession(ctx, record.CeremonyAuthentication, userID, username, sd, assertion.Response.Extensions, 0)
 	if err != nil {
 		return nil, err
 	}

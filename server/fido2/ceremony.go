@@ -21,22 +21,28 @@ type pending struct {
 	sd     webauthn.SessionData
 	sealed bool
 	ext    uint8
+	// keyVersion is the MAC key version of a sealed session.
+	keyVersion uint32
 }
 
 // startSession makes the session of new options: sealed into a fresh challenge when the
 // extension inputs allow it (the returned challenge then replaces go-webauthn's), else a
 // stored session keyed by go-webauthn's challenge (challenge nil). userID is 0 for a
 // discoverable authentication.
+//
+// keyVersion is the MAC key version a new user's handle was derived with (0 otherwise):
+// the sealed session is authenticated with the same version, so the result derives the
+// same handle.
 func (s *Service) startSession(ctx context.Context, c record.Ceremony, userID int64, username string,
-	sd *webauthn.SessionData, ext protocol.AuthenticationExtensions) (id string, challenge []byte, err error) {
+	sd *webauthn.SessionData, ext protocol.AuthenticationExtensions, keyVersion uint32) (id string, challenge []byte, err error) {
 	now := s.now().UTC()
 	if bits, ok := sealableExtensions(ext); ok {
 		st := sealedState{ceremony: c, uv: sd.UserVerification, ext: bits, userID: userID,
-			expires: now.Add(s.cfg.timeout(c))}
+			expires: now.Add(s.cfg.timeout(c)), keyVersion: keyVersion}
 		if userID == 0 && c == record.CeremonyRegistration {
 			st.username = username
 		}
-		ch, err := s.sealer.seal(st)
+		ch, err := s.sealer.seal(ctx, st)
 		if err != nil {
 			return "", nil, err
 		}
@@ -74,11 +80,15 @@ func replayed(err error) error { return badRequest("challenge was already used",
 // enforced when the outcome is recorded (a replay fails there with store.ErrReplay).
 func (s *Service) openSession(ctx context.Context, c record.Ceremony, challenge []byte) (*pending, error) {
 	now := s.now()
-	if st, err := s.sealer.open(challenge); err == nil {
+	st, err := s.sealer.open(ctx, challenge)
+	if err != nil && !errors.Is(err, errNotSealed) {
+		return nil, err // the HSM could not be asked: 503, nothing consumed
+	}
+	if err == nil {
 		if st.ceremony != c || !now.Before(st.expires) {
 			return nil, unknownSession(c, nil)
 		}
-		p := &pending{sealed: true, ext: st.ext, sess: record.Session{
+		p := &pending{sealed: true, ext: st.ext, keyVersion: st.keyVersion, sess: record.Session{
 			ID: b64(challenge), Ceremony: c, Challenge: challenge, UserID: st.userID, Username: st.username,
 			Status: record.StatusInitialized, ExpiresAt: st.expires,
 		}}

@@ -26,6 +26,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fidoserver/hwfido/attestation"
+	"github.com/fidoserver/hwfido/hsm/hsmtest"
 	"github.com/fidoserver/hwfido/server/fido2"
 	"github.com/fidoserver/hwfido/server/store/sqlite"
 )
@@ -183,7 +184,9 @@ func newEnv(t testing.TB, mod func(*fido2.Config), signer ...fido2.ResultSigner)
 	if len(signer) > 0 {
 		sig = signer[0]
 	}
-	svc, err := fido2.New(cfg, fido2.Deps{Store: db, Callers: headerCallers{}, Signer: sig, Trust: e.trust})
+	// Sealed sessions are authenticated by a real SoftHSM token's serverData MAC key.
+	mac := hsmtest.NewTokenWith(t, hsmtest.Options{Quiet: true})
+	svc, err := fido2.New(cfg, fido2.Deps{Store: db, Callers: headerCallers{}, Signer: sig, Trust: e.trust, MAC: mac})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,12 +180,17 @@ func hasDisplayNameKey(body []byte) bool {
 }
 
 func (s *Service) beginRegistration(ctx context.Context, req optionsRequest) (any, error) {
+	var keyVersion uint32 // of a new user's handle
 	user, rows, err := s.deps.Store.FIDO2UserCredentialsByName(ctx, req.Username, s.cfg.RPID)
 	if errors.Is(err, store.ErrNotFound) {
 		// A new user: created by the result's transaction (see session.go), with a
 		// handle derived from the username, unless the state cannot be sealed.
-		rows, err = nil, nil
-		user = &store.User{Username: req.Username, Handle: s.newUserHandle(req.Username)}
+		var handle []byte
+		if handle, keyVersion, err = s.newUserHandle(ctx, req.Username, 0); err != nil {
+			return nil, err
+		}
+		rows = nil
+		user = &store.User{Username: req.Username, Handle: handle}
 	}
 	if err != nil {
 		return nil, err
@@ -239,7 +244,7 @@ func (s *Service) beginRegistration(ctx context.Context, req optionsRequest) (an
 		sd.UserID = user.Handle
 		creation.Response.User.ID = protocol.URLEncodedBase64(user.Handle)
 	}
-	id, ch, err := s.startSession(ctx, record.CeremonyRegistration, user.ID, user.Username, sd, creation.Response.Extensions)
+	id, ch, err := s.startSession(ctx, record.CeremonyRegistration, user.ID, user.Username, sd, creation.Response.Extensions, keyVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +291,10 @@ func (s *Service) finishRegistration(ctx context.Context, p *pending, pc *parsed
 	if p.sealed {
 		handle = nil
 		if p.sess.UserID == 0 {
-			handle = s.newUserHandle(p.sess.Username)
+			var err error
+			if handle, _, err = s.newUserHandle(ctx, p.sess.Username, p.keyVersion); err != nil {
+				return nil, err
+			}
 		}
 		p.sd.UserID = handle
 	}

@@ -2,9 +2,7 @@ package fido2
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -109,24 +107,22 @@ type Deps struct {
 	// Unavailable, when set, reports whether an error means a dependency outage (HSM or
 	// store down): such errors answer 503 instead of 500.
 	Unavailable func(error) bool
-	// SessionKey is the [SessionKeySize]-byte AES-256 key that seals ceremony state into
-	// challenges (see the package documentation). Every node serving the same store needs
-	// the same key; rotating it fails the ceremonies in flight. When nil, New draws a
-	// random key: sessions then work only on this process and not across a restart.
-	SessionKey []byte
+	// MAC is the HSM MAC that authenticates sealed sessions and derives new users'
+	// handles (see the package documentation); required. Every node serving the same
+	// store uses the same token, so sessions work across nodes and restarts.
+	MAC SessionMAC
 }
 
 // Service serves the FIDO2 endpoints. It is safe for concurrent use.
 type Service struct {
-	cfg       Config
-	handleKey []byte     // derives the user handles of new users (newUserHandle)
-	creds     *credCache // authentication options → result (credcache.go)
-	deps      Deps
-	wa        *webauthn.WebAuthn
-	params    []protocol.CredentialParameter
-	sealer    *sealer
-	log       *slog.Logger
-	now       func() time.Time
+	cfg    Config
+	creds  *credCache // authentication options → result (credcache.go)
+	deps   Deps
+	wa     *webauthn.WebAuthn
+	params []protocol.CredentialParameter
+	sealer *sealer
+	log    *slog.Logger
+	now    func() time.Time
 }
 
 // New validates cfg and returns a Service.
@@ -151,21 +147,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	key := deps.SessionKey
-	if key == nil {
-		key = make([]byte, SessionKeySize)
-		if _, err := rand.Read(key); err != nil {
-			return nil, fmt.Errorf("fido2: session key: %w", err)
-		}
-		deps.Logger.Info("fido2: no session key configured; ceremonies are bound to this process")
-	}
-	sl, err := newSealer(key, cfg.RPID)
+	sl, err := newSealer(deps.MAC, cfg.RPID)
 	if err != nil {
 		return nil, err
 	}
-	hk := hmac.New(sha256.New, key)
-	hk.Write([]byte("hwfido fido2 user handle v1\x00" + cfg.RPID))
-	deps.SessionKey = nil
 	// Our android-key and apple verifiers replace go-webauthn's, which chain to roots
 	// compiled into the library; trust is decided with deps.Trust (see decideTrust).
 	attestation.RegisterFIDO2Formats()
@@ -184,7 +169,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fido2: webauthn: %w", err)
 	}
-	return &Service{cfg: cfg, handleKey: hk.Sum(nil), creds: newCredCache(), deps: deps, wa: wa, params: cfg.credParams(), sealer: sl, log: deps.Logger, now: deps.Now}, nil
+	return &Service{cfg: cfg, creds: newCredCache(), deps: deps, wa: wa, params: cfg.credParams(), sealer: sl, log: deps.Logger, now: deps.Now}, nil
 }
 
 // Register mounts the endpoints on r: /nevisfido/fido2/{attestation,assertion}/{options,result},
@@ -207,13 +192,26 @@ func (s *Service) Register(r *mux.Router) {
 }
 
 // newUserHandle is the WebAuthn user handle of a user created by a FIDO2 registration:
-// HMAC-SHA256 of the username under a key derived from the session key. It is
-// deterministic so that concurrent first registrations of one user agree without a write
-// at options time, and reveals nothing about the username without the key.
-func (s *Service) newUserHandle(username string) []byte {
-	m := hmac.New(sha256.New, s.handleKey)
-	m.Write([]byte(username))
-	return m.Sum(nil)
+// HMAC-SHA256, computed in the HSM, of the RP ID and the username under the serverData MAC
+// key of version (0: the active key; the version used is returned). It is deterministic so
+// that the options and result calls of one ceremony, and concurrent first registrations of
+// one user, agree without a write at options time; without the key it reveals nothing about
+// the username. The sealed session carries the version, so a key rotation in between
+// does not change the handle.
+func (s *Service) newUserHandle(ctx context.Context, username string, version uint32) ([]byte, uint32, error) {
+	in := []byte("hwfido fido2 user handle v2\x00" + s.cfg.RPID + "\x00" + username)
+	if version == 0 {
+		h, v, err := s.deps.MAC.MAC(ctx, in)
+		if err != nil {
+			return nil, 0, fmt.Errorf("fido2: user handle: %w", err)
+		}
+		return h, v, nil
+	}
+	h, err := s.deps.MAC.MACWithVersion(ctx, version, in)
+	if err != nil {
+		return nil, 0, fmt.Errorf("fido2: user handle: %w", err)
+	}
+	return h, version, nil
 }
 
 // Purge deletes the sessions that expired more than [Config.StatusRetention] ago and
@@ -347,7 +345,7 @@ func (s *Service) status(_ http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	sess, err := s.deps.Store.FIDO2Session(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return s.sealedStatus(id), nil
+		return s.sealedStatus(r.Context(), id)
 	}
 	if err != nil {
 		return nil, err
@@ -372,20 +370,23 @@ func (s *Service) status(_ http.ResponseWriter, r *http.Request) (any, error) {
 
 // sealedStatus reports a session that has no row: a sealed session whose result has not
 // been recorded is initialized until it expires; anything else is unknown.
-func (s *Service) sealedStatus(id string) sessionStatus {
+func (s *Service) sealedStatus(ctx context.Context, id string) (sessionStatus, error) {
 	out := sessionStatus{Status: string(record.StatusUnknown), Fido2SessionID: id}
 	ch, err := decodeB64URL(id)
 	if err != nil {
-		return out
+		return out, nil
 	}
-	st, err := s.sealer.open(ch)
+	st, err := s.sealer.open(ctx, ch)
+	if errors.Is(err, errNotSealed) {
+		return out, nil
+	}
 	if err != nil {
-		return out
+		return out, err
 	}
 	out.Ceremony = string(st.ceremony)
 	out.Status = string(record.StatusInitialized)
 	if !s.now().Before(st.expires) {
 		out.Status, out.ErrorMessage = string(record.StatusFailed), "session expired"
 	}
-	return out
+	return out, nil
 }
