@@ -13,7 +13,15 @@
 #   4. a push: the bank's backend role dispatches a payment to the dispatch target the device
 #      created at registration (hwfido-stream), the daemon receives it on its stream and it is
 #      approved with `authenticatorctl approve`; the trail is read from
-#      GET /nevisfido/status/<id>/events.
+#      GET /nevisfido/status/<id>/events;
+#   5. usernameless authentication: a new (anonymous) browser clicks "Log in with your phone",
+#      the device scans the QR code (no username, no caller token); the trail shows the userId
+#      each status carried — none before `succeeded`, then carol — and the bank logs the
+#      browser in as the user of the verified result token;
+#   6. out-of-band deregistration, last (it removes the device's key): "Remove your phone" in
+#      that session — the key the phone login proved; the device applies the
+#      DeregistrationRequest; the daemon's key list and the server (a step-up request for
+#      carol: statusCode 1200 before, 1404 after) are shown before and after.
 # PINs, the password and the caller token live in 0600 files under DIR/secrets and reach the
 # programs on file descriptors or in files, never on a command line. Everything is on 127.0.0.1.
 set -euo pipefail
@@ -33,7 +41,7 @@ for c in swtpm swtpm_ioctl curl openssl; do
   command -v "$c" >/dev/null || { echo "$c is required (make deps)"; exit 1; }
 done
 
-echo "== Out-of-band: QR codes, status streams and a push to the TPM device (files under $oobdir)"
+echo "== Out-of-band with the TPM device: registration, transaction confirmation (QR, push), usernameless login, deregistration (files under $oobdir)"
 
 # 1. Dispatchers.
 if ! grep -q '^oob:' "$HWFIDO_CONFIG"; then
@@ -146,6 +154,13 @@ finish() { # finish FILE — waits for the stream to end and prints the final st
   echo "    outcome: $(echo "$last" | field outcome)$(echo "$last" | grep -q '"verified":true' && echo ' (result token verified against the JWKS)')"
   LAST=$last
 }
+# trail_users JSON — the trail with the userId the server's status carried at each step.
+trail_users() {
+  local t u
+  t=$(echo "$1" | sed -n 's/.*"trail":\[\([^]]*\)\].*/\1/p' | tr -d '"' | tr ',' '\n')
+  u=$(echo "$1" | sed -n 's/.*"trailUserIds":\[\([^]]*\)\].*/\1/p' | tr -d '"' | tr ',' '\n')
+  paste -d'|' <(echo "$t") <(echo "$u") | sed 's/^\(.*\)|$/\1 (no userId)/; s/^\(.*\)|\(.*\)$/\1 (userId \2)/' | paste -sd'|' | sed 's/|/ → /g'
+}
 qrfile() { # qrfile JSON FILE — writes the QR PNG of a start answer
   echo "$1" | field qr | sed 's/^data:image\/png;base64,//' | base64 -d > "$2"
 }
@@ -158,6 +173,8 @@ follow "$op" "$oobdir/registration.events"
 ctl oob -qr "$oobdir/registration-qr.png" -target-name "demo laptop" -pin-fd 3 3<"$sec/oob-pin" > "$oobdir/registration.json" 2>"$oobdir/registration.err" \
   || { cat "$oobdir/registration.err" "$oobdir/registration.json"; exit 1; }
 finish "$oobdir/registration.events"
+REG_KEYID=$(echo "$LAST" | field keyId)
+echo "    key id (from the verified result token): $REG_KEYID"
 
 pay() { # pay AMOUNT DECISION-FLAG
   local ans op tx
@@ -222,4 +239,57 @@ else
   CURL_PID=
   echo "    status trail: $(grep '^data: ' "$oobdir/push.events" | sed 's/.*"status":"\([^"]*\)".*/\1/' | paste -sd' ' | sed 's/ / → /g')"
 fi
+
+# stepup_status USER — the server's answer to a step-up request for USER: 1200 while it has a
+# registration of USER, 1404 when it has none (the request is only built, never answered).
+stepup_status() {
+  curl -fsS -H 'Content-Type: application/json' -d "{\"op\":\"Auth\",\"context\":\"{\\\"username\\\":\\\"$1\\\"}\"}" \
+    "$url/nevisfido/uaf/1.1/request/authentication" | sed -n 's/.*"statusCode":\([0-9]*\).*/\1/p'
+}
+daemon_keys() { # the key ids the daemon holds (authenticatorctl list)
+  ctl list | sed -n 's/^ *"\([A-Za-z0-9_-]\{20,\}\)",\{0,1\}$/\1/p' | paste -sd' '
+}
+
+echo "  5. log in without a username: a new browser shows the login QR code, the device scans it"
+(umask 077; : > "$oobdir/cookies-phone")
+jar="$oobdir/cookies-phone"
+token=$(csrf)
+ans=$(start /api/login/qr '{}')
+op=$(echo "$ans" | field op)
+qrfile "$ans" "$oobdir/login-qr.png"
+echo "    usernameless authentication dispatched by an anonymous session (no username, no caller token)"
+follow "$op" "$oobdir/login.events"
+ctl oob -qr "$oobdir/login-qr.png" -pin-fd 3 3<"$sec/oob-pin" > "$oobdir/login.json" 2>"$oobdir/login.err" \
+  || { cat "$oobdir/login.err" "$oobdir/login.json"; exit 1; }
+finish "$oobdir/login.events"
+echo "    userId per status: $(trail_users "$LAST")"
+got=$(echo "$LAST" | field verifiedUser)
+echo "    result token sub: $got"
+[ "$got" = "$user" ] || { echo "    want $user"; exit 1; }
+# The answer rotates the session: its new cookie goes into the jar (-c), as a browser keeps it.
+ans=$(curl -fsS -b "$jar" -c "$jar" -H "Origin: $rp" -H "X-CSRF-Token: $token" -H 'Content-Type: application/json' -d '{}' "$rp/api/ops/$op/login")
+token=$(echo "$ans" | field csrf)
+who=$(curl -fsS -b "$jar" "$rp/" | sed -n 's/.*<strong id="whoami">\([^<]*\)<.*/\1/p')
+echo "    the bank logged the browser in as: $who (session rotated)"
+[ "$who" = "$user" ] || exit 1
+
+echo "  6. remove the device (out-of-band deregistration by QR code, in the session logged in by phone)"
+before=$(daemon_keys)
+echo "    before: daemon keys [$before]; server: step-up request for $user → statusCode $(stepup_status "$user")"
+ans=$(start /api/deregistration '{}')
+op=$(echo "$ans" | field op)
+qrfile "$ans" "$oobdir/deregistration-qr.png"
+echo "    deregistration dispatched with a caller token for $user; context: $user, the AAID and key id the phone login proved"
+follow "$op" "$oobdir/deregistration.events"
+ctl oob -qr "$oobdir/deregistration-qr.png" > "$oobdir/deregistration.json" 2>"$oobdir/deregistration.err" \
+  || { cat "$oobdir/deregistration.err" "$oobdir/deregistration.json"; exit 1; }
+finish "$oobdir/deregistration.events"
+echo "$LAST" | grep -q '"removed":true' && echo "    the bank checked: the server no longer lists key $(echo "$LAST" | field removedKeyId) for $user"
+after=$(daemon_keys)
+code=$(stepup_status "$user")
+echo "    after:  daemon keys [$after]; server: step-up request for $user → statusCode $code"
+case " $after " in *" $REG_KEYID "*) echo "    the daemon still holds $REG_KEYID"; exit 1;; esac
+[ "$code" = 1404 ] || { echo "    the server still has a registration of $user"; exit 1; }
+echo "    $user's key $REG_KEYID is gone from the device and the server (1404 = no registration)"
+[ -z "$after" ] || echo "    the device's other keys stay (bob's, from demo-tpm.sh): [$after]"
 echo "  the bank's log: $oobdir/rp-demo.log"

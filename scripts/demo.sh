@@ -7,7 +7,8 @@
 #      transaction, each answered with an HSM-signed result token verified against the JWKS;
 #   4. (demo-tpm.sh) the same with authenticatord: UAF keys in swtpm, Basic Full attestation by a
 #      vendor CA in the HSM, the PIN checked by the TPM;
-#   5. (demo-oob.sh) out-of-band flows: QR registration, payment confirmed and rejected, push;
+#   5. (demo-oob.sh) out-of-band flows: QR registration, payment confirmed and rejected, push,
+#      usernameless login by QR, deregistration — each with its status trail;
 #   6. (demo-fido2.sh) FIDO2 registration and login in headless Chromium.
 # Everything lives under var/demo and talks to 127.0.0.1 only.
 set -euo pipefail

@@ -1,6 +1,6 @@
 // Command rp-demo runs "Example Bank", a relying-party web app that uses hwfido-server for
-// out-of-band FIDO UAF registration and payment confirmation (see internal/rpdemo and
-// docs/rp-demo.md).
+// out-of-band FIDO UAF registration, payment confirmation, usernameless login and
+// deregistration (see internal/rpdemo and docs/rp-demo.md).
 //
 //	rp-demo -config rp-demo.json [-listen 127.0.0.1:8090]
 //	rp-demo hash-password -user alice -password-fd 3 3<password-file   (prints a users-file line)

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -120,6 +121,9 @@ func (a *App) Handler() http.Handler {
 	m.Handle("POST /logout", a.handle(a.logout))
 	m.Handle("POST /api/registration", a.handle(a.startRegistration))
 	m.Handle("POST /api/payment", a.handle(a.startPayment))
+	m.Handle("POST /api/login/qr", a.handle(a.startPhoneLogin))
+	m.Handle("POST /api/deregistration", a.handle(a.startDeregistration))
+	m.Handle("POST /api/ops/{id}/login", a.handle(a.finishPhoneLogin))
 	m.Handle("GET /api/ops/{id}", a.handle(a.opState))
 	m.Handle("GET /api/ops/{id}/events", a.handle(a.opEvents))
 	return a.middleware(m)
@@ -408,7 +412,13 @@ func (a *App) target(ctx context.Context, user string) string {
 // start dispatches with the first of reqs that is dispatched, records the operation in the
 // session and follows it in the background.
 func (a *App) start(w http.ResponseWriter, r *http.Request, ss *session, kind, user, tx string, reqs ...DispatchRequest) error {
-	op := map[string]string{"registration": "registration", "payment": "authentication"}[kind]
+	return a.startKey(w, r, ss, kind, user, tx, Key{}, reqs...)
+}
+
+// startKey is start for an operation on one key (deregistration).
+func (a *App) startKey(w http.ResponseWriter, r *http.Request, ss *session, kind, user, tx string, key Key, reqs ...DispatchRequest) error {
+	op := map[string]string{"registration": "registration", "payment": "authentication",
+		"login": "authentication", "deregistration": "deregistration"}[kind]
 	var (
 		res *DispatchResponse
 		via string
@@ -440,6 +450,7 @@ func (a *App) start(w http.ResponseWriter, r *http.Request, ss *session, kind, u
 		out.QR = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
 	}
 	o := newOperation(kind, user, res.SessionID, tx, via)
+	o.Key = key
 	if !a.sessions.addOp(ss, o) {
 		return errorf(http.StatusTooManyRequests, "too many operations in progress", nil)
 	}
@@ -461,7 +472,11 @@ func (a *App) follow(o *operation) {
 		o.update(func(st *OpState) {
 			if st.Status != s.Status {
 				st.Trail = append(st.Trail, s.Status)
+				st.TrailUserIDs = append(st.TrailUserIDs, s.UserID)
+			} else if s.UserID != "" {
+				st.TrailUserIDs[len(st.TrailUserIDs)-1] = s.UserID
 			}
+			st.UserID = s.UserID
 			st.Status, st.UAFStatusCode, st.ASMStatusCode, st.ClientErrorCode = s.Status, s.UAFStatusCode, s.ASMStatusCode, s.ClientErrorCode
 		})
 	})
@@ -477,6 +492,7 @@ func (a *App) follow(o *operation) {
 			st.Final, st.Outcome, st.Error = true, outcome, msg
 			if c != nil {
 				st.Verified, st.TxHash, st.AAID, st.KeyID = true, c.TxHash, c.AAID, c.KeyID
+				st.VerifiedUser = c.Username
 			}
 		})
 	}
@@ -485,10 +501,35 @@ func (a *App) follow(o *operation) {
 		settle("error", "the bank could not follow the operation", err, nil)
 	case last.Status != "succeeded":
 		settle("failed", "", nil, nil)
+	case o.Kind == "deregistration":
+		// The server signs no result token for a deregistration (docs/oob.md): the bank
+		// checks that the server no longer lists the key (or, for all keys, any key).
+		keys, err := a.fido.Keys(ctx, o.Username)
+		left := len(keys) > 0
+		if o.Key.KeyID != "" {
+			left = slices.Contains(keys, o.Key)
+		}
+		switch {
+		case err != nil:
+			settle("error", "the bank could not check the FIDO server's registrations", err, nil)
+		case left:
+			settle("error", "the FIDO server still has the registration", nil, nil)
+		default:
+			o.update(func(st *OpState) { st.Removed, st.RemovedKeyID = true, o.Key.KeyID })
+			settle("succeeded", "", nil, nil)
+		}
 	default:
-		want := Expect{Username: o.Username, Operation: map[string]string{"registration": "Reg", "payment": "Auth"}[o.Kind],
+		want := Expect{Username: o.Username, Operation: map[string]string{"registration": "Reg", "payment": "Auth", "login": "Auth"}[o.Kind],
 			SessionID: o.SessionID, Transaction: o.Transaction}
+		if o.Kind == "login" {
+			// Usernameless: the token names the user, and it must be the one the
+			// server's status names.
+			want.AnyUser = true
+		}
 		c, err := a.verifier.Verify(ctx, last.ResultToken, want)
+		if err == nil && o.Kind == "login" && c.Username != last.UserID {
+			err = fmt.Errorf("%w: sub %q, but the status names %q", ErrResultToken, c.Username, last.UserID)
+		}
 		if err != nil {
 			settle("error", "the FIDO server's result token did not verify", err, nil)
 			return
@@ -497,13 +538,18 @@ func (a *App) follow(o *operation) {
 	}
 }
 
+// ownOp returns the operation named in the path if the request's session started it. An
+// anonymous session sees only its own phone logins; otherwise it is told to log in.
 func (a *App) ownOp(r *http.Request) (*operation, error) {
-	ss, _, err := a.loggedIn(r, false)
-	if err != nil {
-		return nil, err
+	ss := a.sessions.lookup(r)
+	if ss == nil {
+		return nil, errorf(http.StatusUnauthorized, "not logged in", nil)
 	}
 	o := a.sessions.op(ss, r.PathValue("id"))
 	if o == nil {
+		if a.sessions.user(ss) == "" {
+			return nil, errorf(http.StatusUnauthorized, "not logged in", nil)
+		}
 		return nil, errorf(http.StatusNotFound, "no such operation", nil)
 	}
 	return o, nil

@@ -13,6 +13,13 @@
 //  3. "Confirm a payment" (POST /api/payment): dispatch/authentication with the payment as
 //     transaction text — by push to the dispatch target the phone created at registration
 //     when the app knows one, else as a QR code.
+//  4. "Log in with your phone" (POST /api/login/qr, from the anonymous login page):
+//     usernameless dispatch/authentication by QR code, without a caller token; once the
+//     result token verified, POST /api/ops/<op>/login logs the session in as its sub (a
+//     user with an account here; once; the session is rotated).
+//  5. "Remove your phone" (POST /api/deregistration): dispatch/deregistration by QR code
+//     for the key the session's phone login proved; the server signs no result token for
+//     it, so the backend checks that the server no longer lists the key ([Client.Keys]).
 //
 // The backend follows every operation itself ([Client.Watch]: the server's SSE stream
 // GET /nevisfido/status/<id>/events, polling POST /nevisfido/status when the stream is not

@@ -36,6 +36,8 @@ type session struct {
 	username string
 	seen     time.Time
 	ops      map[string]*operation
+	// device is the key a phone login proved (the phone to remove at deregistration).
+	device Key
 }
 
 // sessions is the in-memory session store. It is safe for concurrent use.
@@ -140,6 +142,35 @@ func (s *sessions) addOp(ss *session, op *operation) bool {
 	return true
 }
 
+// setDevice records the key a phone login of ss proved.
+func (s *sessions) setDevice(ss *session, k Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.device = k
+}
+
+// device returns the key of "this phone" in ss: the one its phone login proved, else the
+// one every verified operation of the session names, else none (zero Key).
+func (s *sessions) device(ss *session) Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.device.KeyID != "" {
+		return ss.device
+	}
+	var k Key
+	for _, o := range ss.ops {
+		st := o.snapshot()
+		if !st.Verified || st.KeyID == "" {
+			continue
+		}
+		if k.KeyID != "" && k != (Key{AAID: st.AAID, KeyID: st.KeyID}) {
+			return Key{} // several keys: the bank cannot tell which phone is meant
+		}
+		k = Key{AAID: st.AAID, KeyID: st.KeyID}
+	}
+	return k
+}
+
 // op returns ss's operation id, or nil.
 func (s *sessions) op(ss *session, id string) *operation {
 	s.mu.Lock()
@@ -161,27 +192,46 @@ func checkCSRF(ss *session, r *http.Request) bool {
 // are broadcast by closing changed.
 type operation struct {
 	ID          string
-	Kind        string // "registration" or "payment"
-	Username    string
+	Key         Key    // deregistration: the key removed (zero: every key of the user)
+	Kind        string // "registration", "payment", "login" (usernameless) or "deregistration"
+	Username    string // "" for a usernameless login until it succeeded
 	SessionID   string // hwfido-server's session
 	Transaction string
 
 	mu      sync.Mutex
 	state   OpState
 	changed chan struct{}
+	// used is set when a succeeded login started a session (a login counts once).
+	used bool
+}
+
+// useLogin marks a login operation used; false if it already was.
+func (o *operation) useLogin() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.used {
+		return false
+	}
+	o.used = true
+	return true
 }
 
 // OpState is what the browser sees of an operation.
 type OpState struct {
-	ID              string   `json:"id"`
-	Kind            string   `json:"kind"`
-	Via             string   `json:"via"` // "qr" or "push"
-	Status          string   `json:"status"`
-	Trail           []string `json:"trail"`
-	UAFStatusCode   int      `json:"uafStatusCode,omitempty"`
-	ASMStatusCode   int      `json:"asmStatusCode,omitempty"`
-	ClientErrorCode int      `json:"clientErrorCode,omitempty"`
-	Transaction     string   `json:"transaction,omitempty"`
+	ID     string   `json:"id"`
+	Kind   string   `json:"kind"`
+	Via    string   `json:"via"` // "qr" or "push"
+	Status string   `json:"status"`
+	Trail  []string `json:"trail"`
+	// TrailUserIDs holds, for each Trail entry, the userId of the server's status ("" while
+	// it names none: a usernameless login names its user only once it succeeded).
+	TrailUserIDs []string `json:"trailUserIds"`
+	// UserID is the userId of the server's latest status.
+	UserID          string `json:"userId,omitempty"`
+	UAFStatusCode   int    `json:"uafStatusCode,omitempty"`
+	ASMStatusCode   int    `json:"asmStatusCode,omitempty"`
+	ClientErrorCode int    `json:"clientErrorCode,omitempty"`
+	Transaction     string `json:"transaction,omitempty"`
 	// Final is set once Outcome is decided: "succeeded" (the result token verified),
 	// "failed" (the server or the device reported failure) or "error" (this app could not
 	// follow or verify the operation).
@@ -189,16 +239,22 @@ type OpState struct {
 	Outcome string `json:"outcome,omitempty"`
 	Error   string `json:"error,omitempty"`
 	// Verified facts from the result token.
-	Verified bool   `json:"verified"`
-	TxHash   string `json:"txHash,omitempty"`
-	AAID     string `json:"aaid,omitempty"`
-	KeyID    string `json:"keyId,omitempty"`
+	Verified     bool   `json:"verified"`
+	VerifiedUser string `json:"verifiedUser,omitempty"` // the token's sub
+	TxHash       string `json:"txHash,omitempty"`
+	AAID         string `json:"aaid,omitempty"`
+	KeyID        string `json:"keyId,omitempty"`
+	// Removed (deregistration): the server no longer lists the key (RemovedKeyID), or — when
+	// every key of the user was deregistered — any key of the user.
+	Removed      bool   `json:"removed,omitempty"`
+	RemovedKeyID string `json:"removedKeyId,omitempty"`
 }
 
 func newOperation(kind, username, sessionID, tx, via string) *operation {
 	id := randomID()
 	return &operation{ID: id, Kind: kind, Username: username, SessionID: sessionID, Transaction: tx,
-		state:   OpState{ID: id, Kind: kind, Via: via, Status: "tokenCreated", Trail: []string{"tokenCreated"}, Transaction: tx},
+		state: OpState{ID: id, Kind: kind, Via: via, Status: "tokenCreated", Trail: []string{"tokenCreated"},
+			TrailUserIDs: []string{""}, Transaction: tx},
 		changed: make(chan struct{})}
 }
 

@@ -2,6 +2,7 @@ package rpdemo
 
 import (
 	"errors"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -203,5 +204,37 @@ func TestDeps(t *testing.T) {
 				t.Errorf("rp-demo depends on %s", p)
 			}
 		}
+	}
+}
+
+// TestSessionDevice: "this phone" is the key a phone login proved, else the one key the
+// session's verified operations name; with several the bank cannot tell (zero Key).
+func TestSessionDevice(t *testing.T) {
+	s := newSessions(false)
+	ss := s.create(httptest.NewRecorder(), "alice", nil)
+	if k := s.device(ss); k != (Key{}) {
+		t.Fatalf("no operations: %+v", k)
+	}
+	add := func(aaid, keyID string, verified bool) {
+		o := newOperation("payment", "alice", "sid", "", "qr")
+		o.update(func(st *OpState) { st.Final, st.Verified, st.AAID, st.KeyID = true, verified, aaid, keyID })
+		s.addOp(ss, o)
+	}
+	add("FFFF#0001", "k1", false)
+	if k := s.device(ss); k != (Key{}) {
+		t.Fatalf("unverified operation: %+v", k)
+	}
+	add("FFFF#0001", "k1", true)
+	add("FFFF#0001", "k1", true)
+	if k := s.device(ss); k != (Key{AAID: "FFFF#0001", KeyID: "k1"}) {
+		t.Fatalf("one key: %+v", k)
+	}
+	add("FFFF#0001", "k2", true)
+	if k := s.device(ss); k != (Key{}) {
+		t.Fatalf("two keys: %+v", k)
+	}
+	s.setDevice(ss, Key{AAID: "FFFF#0002", KeyID: "k3"})
+	if k := s.device(ss); k != (Key{AAID: "FFFF#0002", KeyID: "k3"}) {
+		t.Fatalf("phone login key: %+v", k)
 	}
 }

@@ -170,3 +170,10 @@ func HashPassword(password string) (string, error) {
 	}
 	return string(h), nil
 }
+
+// Has reports whether username has an account (a usernameless login names a user the
+// bank must know).
+func (u *Users) Has(username string) bool {
+	_, ok := u.hashes[username]
+	return ok
+}

@@ -29,7 +29,10 @@ type ResultClaims struct {
 
 // Expect is what a result token must say.
 type Expect struct {
+	// Username is the user the token must name (sub); with AnyUser (usernameless
+	// authentication) any non-empty sub is accepted and the caller reads it from the claims.
 	Username  string
+	AnyUser   bool
 	Operation string // "Reg" or "Auth"
 	SessionID string
 	// Transaction is the text the user was asked to confirm; its SHA-256 must be the
@@ -124,7 +127,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string, want Expect) (*Result
 		return nil, fmt.Errorf("%w: %v", ErrResultToken, err)
 	}
 	switch {
-	case c.Username != want.Username:
+	case want.AnyUser && c.Username == "":
+		return nil, fmt.Errorf("%w: no sub", ErrResultToken)
+	case !want.AnyUser && c.Username != want.Username:
 		return nil, fmt.Errorf("%w: sub %q, want %q", ErrResultToken, c.Username, want.Username)
 	case c.Operation != want.Operation:
 		return nil, fmt.Errorf("%w: op %q, want %q", ErrResultToken, c.Operation, want.Operation)

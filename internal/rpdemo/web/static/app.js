@@ -34,7 +34,9 @@
       if (!st.final) return;
       es.close();
       outcome.dataset.outcome = st.outcome;
-      if (st.outcome === "succeeded") {
+      if (st.outcome === "succeeded" && st.kind === "deregistration") {
+        outcome.textContent = "Removed — the FIDO server has no registration of yours left.";
+      } else if (st.outcome === "succeeded") {
         outcome.textContent = "Success — verified by the FIDO server's signed result token.";
       } else if (st.outcome === "failed") {
         outcome.textContent = "Failed (UAF status " + (st.uafStatusCode || "–") + ", client error " + (st.clientErrorCode || 0) + ").";
@@ -76,6 +78,41 @@
       }
     });
   }
+
+  // oneShot wires a button that starts an operation shown with a QR code under prefix.
+  function oneShot(prefix, path, onSuccess) {
+    const btn = $(prefix + "-start");
+    if (!btn) return;
+    btn.addEventListener("click", async () => {
+      reset(prefix);
+      btn.disabled = true;
+      try {
+        const r = await start(path, {});
+        showQR(prefix, r.qr);
+        follow(prefix, r.op, (st) => {
+          btn.disabled = false;
+          if (st.outcome === "succeeded" && onSuccess) onSuccess(r.op, st);
+        });
+      } catch (e) {
+        $(prefix + "-outcome").dataset.outcome = "error";
+        $(prefix + "-outcome").textContent = "Error: " + e.message;
+        btn.disabled = false;
+      }
+    });
+  }
+
+  // Log in with the phone: once the backend verified who logged in, it turns this
+  // browser's session into a logged-in one.
+  oneShot("ul", "/api/login/qr", async (op) => {
+    try {
+      await start("/api/ops/" + encodeURIComponent(op) + "/login", {});
+      window.location.assign("/");
+    } catch (e) {
+      $("ul-outcome").dataset.outcome = "error";
+      $("ul-outcome").textContent = "Error: " + e.message;
+    }
+  });
+  oneShot("dereg", "/api/deregistration");
 
   const pay = $("pay-form");
   if (pay) {
