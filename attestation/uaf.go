@@ -45,7 +45,9 @@ type UAFOptions struct {
 	// attestation certificate itself.
 	Roots []*x509.Certificate
 	// AllowedTypes are the acceptable attestation types (the statement's
-	// attestationTypes). Empty means Basic Full and Basic Surrogate.
+	// attestationTypes). Empty means Basic Full and Basic Surrogate. Basic
+	// Surrogate is refused when Roots is not empty and AllowedTypes does not
+	// list Basic Full (the statement expects another attestation method).
 	AllowedTypes []uaf.AttestationType
 	// CurrentTime is the verification time for certificate validity; zero
 	// means time.Now().
@@ -88,6 +90,12 @@ func VerifyUAF(a *uaf.RegAssertion, opts UAFOptions) (*UAFResult, error) {
 	}
 	switch a.AttestationType {
 	case uaf.AttestationBasicSurrogate:
+		// A statement with trust anchors expects another attestation method (UAF 1.1
+		// protocol §3.4.6.5): surrogate is refused then, unless Basic Full is listed too
+		// (real statements list both; reference metadata.md §7).
+		if len(opts.Roots) > 0 && !slices.Contains(allowed, uaf.AttestationBasicFull) {
+			return nil, attErr(ErrType, "basic surrogate, but the statement has attestation roots and no basic full")
+		}
 		return verifySurrogate(a)
 	case uaf.AttestationBasicFull:
 		return verifyFull(a, opts)

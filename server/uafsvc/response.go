@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fidoserver/hwfido/attestation"
 	"github.com/fidoserver/hwfido/metadata"
@@ -113,6 +114,9 @@ func (s *Service) checkCommon(ctx context.Context, op uaf.Operation, header uaf.
 	if header.AppID != "" && header.AppID != s.o.AppID {
 		return nil, fail(uaf.StatusUnacceptableContent, "header.appID is not this server's AppID", nil)
 	}
+	if err := jsonExtensions("header.exts", header.Exts); err != nil {
+		return nil, err
+	}
 	sd, err := s.o.Sealer.Open(ctx, header.ServerData, s.o.Now())
 	switch {
 	case errors.Is(err, serverdata.ErrInvalid):
@@ -212,6 +216,40 @@ func criticalExtensions(exts []uaf.TLVExtension) error {
 	return nil
 }
 
+// jsonExtensions refuses a message or assertion extension marked fail_if_unknown (UAF 1.1
+// protocol §3.1.4: an unknown extension with fail_if_unknown true must lead to an error).
+// The server understands none; extensions without the flag are ignored.
+func jsonExtensions(where string, exts []uaf.Extension) error {
+	for _, e := range exts {
+		if e.FailIfUnknown {
+			return fail(uaf.StatusUnacceptableContent, where+": unknown extension "+e.ID+" with fail_if_unknown", nil)
+		}
+	}
+	return nil
+}
+
+// schemeOf refuses an authenticator whose metadata does not describe a UAF authenticator of
+// the assertion's scheme (UAF 1.1 protocol §3.4.6.5 / §3.5.7.5: assertionScheme must match
+// Metadata(AAID).assertionScheme).
+func schemeOf(st *metadata.Statement, scheme string) error {
+	if st.ProtocolFamily != "uaf" || st.AssertionScheme != scheme {
+		return fail(uaf.StatusUnacceptableAuthenticator, fmt.Sprintf("the metadata of %s describes protocol %q, assertion scheme %q",
+			st.AAID, st.ProtocolFamily, st.AssertionScheme), nil)
+	}
+	return nil
+}
+
+// keyOnce refuses a response that carries the same key (AAID, KeyID) in two assertions: one
+// authenticator must not count twice towards an AND policy, nor move its counter twice.
+func keyOnce(seen map[string]bool, aaid, keyID string) error {
+	k := strings.ToLower(aaid) + "/" + keyID
+	if seen[k] {
+		return fail(uaf.StatusUnacceptableContent, "the same key ("+aaid+", "+keyID+") in two assertions", nil)
+	}
+	seen[k] = true
+	return nil
+}
+
 // register checks a registration response (UAF 1.1 protocol §3.4.6.5) and stores it.
 func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Outcome, error) {
 	resp, err := uaf.DecodeResponse([]byte(send.UAFResponse))
@@ -243,8 +281,12 @@ func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Out
 	}
 	var regs []store.UAFRegistration
 	var infos []uaf.AuthenticatorInfo
+	seen := map[string]bool{}
 	for i, a := range msg.Assertions {
 		r, inf, err := s.checkRegAssertion(c, a, pol)
+		if err == nil {
+			err = keyOnce(seen, r.AAID, r.KeyID)
+		}
 		if err != nil {
 			return out, fmt.Errorf("assertion %d: %w", i, err)
 		}
@@ -335,6 +377,9 @@ func (s *Service) checkRegAssertion(c *checked, a uaf.AuthenticatorRegistrationA
 	if a.AssertionScheme != "UAFV1TLV" {
 		return nil, none, fail(uaf.StatusUnacceptableContent, "assertionScheme is not UAFV1TLV", nil)
 	}
+	if err := jsonExtensions("assertion exts", a.Exts); err != nil {
+		return nil, none, err
+	}
 	raw, err := uaf.DecodeBase64URL(a.Assertion)
 	if err != nil {
 		return nil, none, fail(uaf.StatusUnacceptableContent, "assertion is not base64url", err)
@@ -345,6 +390,9 @@ func (s *Service) checkRegAssertion(c *checked, a uaf.AuthenticatorRegistrationA
 	}
 	st, err := s.statement(ra.AAID)
 	if err != nil {
+		return nil, none, err
+	}
+	if err := schemeOf(st, a.AssertionScheme); err != nil {
 		return nil, none, err
 	}
 	keyID := uaf.EncodeBase64URL(ra.KeyID)
@@ -433,8 +481,12 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 	var keys []store.UAFRegistration
 	var txHash string
 	user := c.sd.Username
+	seen := map[string]bool{}
 	for i, a := range msg.Assertions {
 		reg, inf, upd, th, err := s.checkAuthAssertion(ctx, c, a)
+		if err == nil {
+			err = keyOnce(seen, reg.AAID, reg.KeyID)
+		}
 		if err != nil {
 			return out, fmt.Errorf("assertion %d: %w", i, err)
 		}
@@ -509,6 +561,9 @@ func (s *Service) checkAuthAssertion(ctx context.Context, c *checked, a uaf.Auth
 	if a.AssertionScheme != "UAFV1TLV" {
 		return nil, none, noUp, "", fail(uaf.StatusUnacceptableContent, "assertionScheme is not UAFV1TLV", nil)
 	}
+	if err := jsonExtensions("assertion exts", a.Exts); err != nil {
+		return nil, none, noUp, "", err
+	}
 	raw, err := uaf.DecodeBase64URL(a.Assertion)
 	if err != nil {
 		return nil, none, noUp, "", fail(uaf.StatusUnacceptableContent, "assertion is not base64url", err)
@@ -528,6 +583,20 @@ func (s *Service) checkAuthAssertion(ctx context.Context, c *checked, a uaf.Auth
 	}
 	st, err := s.statement(sd.AAID)
 	if err != nil {
+		return nil, none, noUp, "", err
+	}
+	if err := schemeOf(st, a.AssertionScheme); err != nil {
+		return nil, none, noUp, "", err
+	}
+	if c.sd.Username == "" && st.IsSecondFactorOnly {
+		// Usernameless: the key alone names the user, so it must be a first factor (second-
+		// factor-only authenticators are addressed by KeyID in step-up; reference §4).
+		return nil, none, noUp, "", fail(uaf.StatusUnacceptableAuthenticator, "a second-factor-only authenticator cannot identify the user", nil)
+	}
+	if uint32(sd.AuthenticatorVersion) < st.AuthenticatorVersion {
+		return nil, none, noUp, "", fail(uaf.StatusUnacceptableAuthenticator, "authenticator version older than the metadata's", nil)
+	}
+	if err := transactionDisplay(st, c.sd.Tx); err != nil {
 		return nil, none, noUp, "", err
 	}
 	if uint16(sd.SignAlg) != reg.SignatureAlgorithm {
@@ -552,6 +621,26 @@ func (s *Service) checkAuthAssertion(ctx context.Context, c *checked, a uaf.Auth
 	}
 	inf := info(st, sd.AAID, keyID, sd.SignAlg, uaf.AttestationType(reg.AttestationType))
 	return reg, inf, store.CounterUpdate{RegistrationID: reg.ID, SignCounter: sd.SignCounter, UsedAt: s.o.Now()}, txHash, nil
+}
+
+// transactionDisplay refuses to take a transaction confirmation from an authenticator whose
+// metadata declares no transaction confirmation display, or one for another content type
+// (UAF 1.1 protocol §3.5.7.5: the transaction checked is the one whose contentType matches
+// Metadata(AAID).tcDisplayContentType). Without a display, mode 0x02 and a correct hash prove
+// only that the authenticator saw the bytes, not that the user did.
+func transactionDisplay(st *metadata.Statement, tx []serverdata.Transaction) error {
+	if len(tx) == 0 {
+		return nil
+	}
+	if st.TcDisplay == 0 {
+		return fail(uaf.StatusUnacceptableAuthenticator, "the authenticator has no transaction confirmation display", nil)
+	}
+	for _, t := range tx {
+		if strings.EqualFold(t.ContentType, st.TcDisplayContentType) {
+			return nil
+		}
+	}
+	return fail(uaf.StatusUnacceptableAuthenticator, "the authenticator cannot display a transaction of content type "+tx[0].ContentType, nil)
 }
 
 // checkTransaction applies the AuthenticationMode and TransactionContentHash rules: without

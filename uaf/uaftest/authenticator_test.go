@@ -110,7 +110,12 @@ func (s *server) register(resp string) error {
 		if id := uaf.HasUnknownCritical(a.Extensions); id != "" {
 			return &uaf.Error{Code: uaf.StatusUnacceptableContent, Msg: "critical extension " + id}
 		}
-		if _, err := attestation.VerifyUAF(a, attestation.UAFOptions{Roots: []*x509.Certificate{s.a.Root()},
+		// Roots as the metadata statement lists them: none for Basic Surrogate.
+		var roots []*x509.Certificate
+		if o.Attestation == uaf.AttestationBasicFull {
+			roots = []*x509.Certificate{s.a.Root()}
+		}
+		if _, err := attestation.VerifyUAF(a, attestation.UAFOptions{Roots: roots,
 			AllowedTypes: []uaf.AttestationType{o.Attestation}}); err != nil {
 			return err
 		}
