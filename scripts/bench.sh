@@ -78,3 +78,12 @@ inproc_cpu=$(bench_median BenchmarkAuthenticationCeremony cpu-µs/op)
 } | tee "$out/uaf-summary.txt"
 { for n in 16 64; do for k in per_s p50_ms p99_ms; do echo "clients=$n $k $(field $n $k | tr '\n' ' ')"; done; done; } > "$out/uaf-load.stat"
 echo "medians: $out/*.stat, $out/uaf-summary.txt"
+# Out-of-band benchmarks (docs/bench/oob.md), opt-in: BENCH_OOB=1 adds ≈ 1 minute per round.
+if [ -n "${BENCH_OOB:-}" ]; then
+  : > "$out/oob.txt"
+  for r in $(seq 1 "$rounds"); do
+    (cd server && "$abs/$out/server.test" -test.run '^$' -test.bench '^BenchmarkOOB' -test.benchtime 2s -test.count 1) \
+      | tee -a "$out/oob.txt" | grep '^Benchmark' || true
+  done
+  "$BENCHSTAT" "$out/oob.txt" > "$out/oob.stat" || true
+fi

@@ -34,6 +34,10 @@ type Store interface {
 	OOBSession(ctx context.Context, id string) (*record.Session, error)
 	OOBSessionByHandle(ctx context.Context, handle string) (*record.Session, error)
 	UpdateOOBSession(ctx context.Context, key string, u record.SessionUpdate) (string, error)
+	// OOBSessionSeq and OOBSessionsChanged let one poller per process find the sessions
+	// other processes changed (see statusPoller).
+	OOBSessionSeq(ctx context.Context) (int64, error)
+	OOBSessionsChanged(ctx context.Context, after int64, limit int) ([]string, int64, error)
 	PurgeOOB(ctx context.Context, now time.Time) (int64, error)
 
 	CreateOOBTarget(ctx context.Context, t record.Target) error
@@ -77,8 +81,9 @@ type Options struct {
 	Now func() time.Time
 	// JWSWindow bounds |now - timestamp| of a device-signed request (default 5m).
 	JWSWindow time.Duration
-	// PollInterval is how often a status watcher re-reads the store, to see changes made
-	// by other server processes (default 1s).
+	// PollInterval is how often this process looks in the store for changes made by other
+	// server processes, to the sessions of its status watchers (one query for all of them)
+	// and for the push streams open here (default 1s).
 	PollInterval time.Duration
 }
 

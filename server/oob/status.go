@@ -3,7 +3,6 @@ package oob
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/fidoserver/hwfido/server/oob/record"
@@ -59,13 +58,21 @@ func (s *Service) Status(ctx context.Context, body []byte) (*StatusResponse, err
 // SessionStatus reports the session id: unknown when it does not exist or its retention
 // ended; failed with tokenTimedOut when its token expired unredeemed.
 func (s *Service) SessionStatus(ctx context.Context, id string) (*StatusResponse, error) {
+	r, _, err := s.sessionStatus(ctx, id)
+	return r, err
+}
+
+// sessionStatus is SessionStatus that also returns when the status will change by the
+// passing of time alone (the token's expiry or the end of the session's retention); zero
+// for a final status.
+func (s *Service) sessionStatus(ctx context.Context, id string) (*StatusResponse, time.Time, error) {
 	sess, err := s.o.Store.OOBSession(ctx, id)
 	now := s.o.Now()
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !now.Before(sess.ExpiresAt)) {
-		return &StatusResponse{Status: record.StatusUnknown, Timestamp: stamp(now)}, nil
+		return &StatusResponse{Status: record.StatusUnknown, Timestamp: stamp(now)}, time.Time{}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	r := &StatusResponse{Status: sess.Status, Timestamp: stamp(sess.UpdatedAt), UserID: sess.Username,
 		UAFStatusCode: sess.UAFStatusCode, ASMStatusCode: sess.ASMStatusCode, ClientErrorCode: sess.ClientErrorCode,
@@ -74,15 +81,23 @@ func (s *Service) SessionStatus(ctx context.Context, id string) (*StatusResponse
 	if sess.DispatcherName != "" {
 		ti.DispatcherInformation = &DispatcherInformation{Name: sess.DispatcherName, Response: sess.DispatcherResp}
 	}
-	if sess.Status == record.StatusTokenCreated && !now.Before(sess.TokenExpiresAt) {
-		r.Status, ti.TokenResult, r.Timestamp = record.StatusFailed, record.TokenTimedOut, stamp(sess.TokenExpiresAt)
+	next := sess.ExpiresAt
+	if sess.Status == record.StatusTokenCreated {
+		if !now.Before(sess.TokenExpiresAt) {
+			r.Status, ti.TokenResult, r.Timestamp = record.StatusFailed, record.TokenTimedOut, stamp(sess.TokenExpiresAt)
+		} else {
+			next = sess.TokenExpiresAt
+		}
 	}
 	if *ti != (TokenInformation{}) {
 		r.TokenInformation = ti
 	}
+	if r.Final() {
+		next = time.Time{}
+	}
 	// Usernameless authentication: the session's user is written only when the operation
 	// succeeds (see Outcome), so userId appears only then.
-	return r, nil
+	return r, next, nil
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
@@ -90,23 +105,30 @@ func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z
 // Watch streams the status of session id: the current status first, then one value per
 // change, closed after a final status, when ctx ends or after the session's retention.
 // Changes made by this process are seen at once, those of other processes within
-// Options.PollInterval.
+// Options.PollInterval (through the process's one change poller, see watch.go), the expiry
+// of the token when it happens. A watcher reads the store only when woken.
 func (s *Service) Watch(ctx context.Context, id string) <-chan *StatusResponse {
 	ch := make(chan *StatusResponse, 1)
-	wake, cancel := s.watchers.subscribe(id)
+	wake, cancel, poll := s.watchers.subscribe(id)
+	if poll {
+		go s.pollChanges()
+	}
 	go func() {
 		defer close(ch)
 		defer cancel()
 		deadline := time.NewTimer(s.o.SessionRetention)
 		defer deadline.Stop()
-		tick := time.NewTicker(s.o.PollInterval)
-		defer tick.Stop()
+		// expiry fires when the status changes by time alone, or to retry a failed read.
+		expiry := time.NewTimer(s.o.PollInterval)
+		defer expiry.Stop()
 		var last *StatusResponse
 		for {
-			r, err := s.SessionStatus(ctx, id)
-			if err != nil {
+			r, next, err := s.sessionStatus(ctx, id)
+			switch {
+			case err != nil:
 				s.log.Warn("status watch read failed", "err", err)
-			} else if last == nil || !sameStatus(last, r) {
+				expiry.Reset(s.o.PollInterval)
+			case last == nil || !sameStatus(last, r):
 				select {
 				case ch <- r:
 				case <-ctx.Done():
@@ -116,6 +138,13 @@ func (s *Service) Watch(ctx context.Context, id string) <-chan *StatusResponse {
 				if r.Final() {
 					return
 				}
+				fallthrough
+			default:
+				if !next.IsZero() {
+					// The token's expiry is compared with !now.Before(expiry): wake at it,
+					// not before (a timer never fires early).
+					expiry.Reset(max(next.Sub(s.o.Now()), time.Millisecond))
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -123,7 +152,7 @@ func (s *Service) Watch(ctx context.Context, id string) <-chan *StatusResponse {
 			case <-deadline.C:
 				return
 			case <-wake:
-			case <-tick.C:
+			case <-expiry.C:
 			}
 		}
 	}()
@@ -184,42 +213,5 @@ func (s *Service) finish(ctx context.Context, key string, u record.SessionUpdate
 	}
 	if id != "" {
 		s.watchers.notify(id)
-	}
-}
-
-// notifier wakes the watchers of a session in this process.
-type notifier struct {
-	mu   sync.Mutex
-	subs map[string]map[chan struct{}]struct{}
-}
-
-func newNotifier() *notifier { return &notifier{subs: map[string]map[chan struct{}]struct{}{}} }
-
-func (n *notifier) subscribe(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	n.mu.Lock()
-	if n.subs[id] == nil {
-		n.subs[id] = map[chan struct{}]struct{}{}
-	}
-	n.subs[id][ch] = struct{}{}
-	n.mu.Unlock()
-	return ch, func() {
-		n.mu.Lock()
-		delete(n.subs[id], ch)
-		if len(n.subs[id]) == 0 {
-			delete(n.subs, id)
-		}
-		n.mu.Unlock()
-	}
-}
-
-func (n *notifier) notify(id string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for ch := range n.subs[id] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
 	}
 }

@@ -14,13 +14,73 @@ import (
 )
 
 // This file implements the persistence of the out-of-band services (server/oob): tokens,
-// sessions and dispatch targets. Schema: migrations/0003_oob.sql. Single use of a token is
+// sessions and dispatch targets. Schema: migrations/0003_oob.sql and 0004_oob_changes.sql
+// (change sequence of sessions, for the status watchers). Single use of a token is
 // enforced here, in one immediate write transaction (UPDATE … WHERE redeemed_at IS NULL), so
 // it holds across goroutines and across server processes sharing the database file.
 
 const oobSessionCols = `id, uaf_handle, op, status, username, uaf_status, asm_status, client_error, authenticators,
 	token_result, dispatcher_name, dispatcher_resp, target_ext_id, result_token, token_expires_at,
 	created_at, updated_at, expires_at`
+
+// oobNextSeq is the change sequence number of a session being inserted or updated: one more
+// than the highest ever given (migrations/0004_oob_changes.sql). Writers are serialised, so
+// it grows in commit order.
+const oobNextSeq = `max(coalesce((SELECT max(seq) FROM oob_sessions), 0), (SELECT seq FROM oob_session_seq WHERE id = 1)) + 1`
+
+// Statements of the out-of-band hot paths. The write statements (and the reads made inside
+// write transactions) are prepared on the writer at [Open] (see writeStmts); the reads are
+// prepared on the read pool on first use. An unprepared statement is parsed on every call.
+const (
+	sqlInsertOOBSession = "INSERT INTO oob_sessions(" + oobSessionCols + `, seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ` + oobNextSeq + `)`
+	sqlInsertOOBToken = `INSERT INTO oob_tokens(hash, op, session_id, context, expires_at) VALUES (?, ?, ?, ?, ?)`
+	sqlSetOOBDispatch = `UPDATE oob_sessions SET dispatcher_name = ?, dispatcher_resp = ?, target_ext_id = ?,
+		updated_at = ?, seq = ` + oobNextSeq + ` WHERE id = ?`
+	sqlRedeemOOBToken = `UPDATE oob_tokens SET redeemed_at = ?
+			WHERE hash = ? AND op = ? AND redeemed_at IS NULL AND expires_at > ?`
+	sqlOOBTokenByHash   = `SELECT op, session_id, context, expires_at, redeemed_at FROM oob_tokens WHERE hash = ?`
+	sqlRedeemOOBSession = `UPDATE oob_sessions SET status = ?, token_result = ?, updated_at = ?, seq = ` + oobNextSeq + `
+			WHERE id = ? RETURNING uaf_handle`
+	sqlUpdateOOBSession = `UPDATE oob_sessions SET status = ?,
+		username = CASE WHEN ? = '' THEN username ELSE ? END,
+		uaf_status = ?, asm_status = ?, client_error = ?,
+		authenticators = CASE WHEN ? = '' THEN authenticators ELSE ? END,
+		result_token = CASE WHEN ? = '' THEN result_token ELSE ? END,
+		updated_at = ?, seq = ` + oobNextSeq + `
+		WHERE (id = ? OR uaf_handle = ?) AND status NOT IN ('succeeded', 'failed') RETURNING id`
+	sqlOOBSessionByID     = "SELECT " + oobSessionCols + " FROM oob_sessions WHERE id = ?"
+	sqlOOBSessionByHandle = "SELECT " + oobSessionCols + " FROM oob_sessions WHERE uaf_handle = ?"
+	sqlOOBSessionSeq      = `SELECT max(coalesce((SELECT max(seq) FROM oob_sessions), 0),
+		(SELECT seq FROM oob_session_seq WHERE id = 1))`
+	sqlOOBSessionsChanged = `SELECT id, seq FROM oob_sessions WHERE seq > ? ORDER BY seq LIMIT ?`
+	sqlOOBTarget          = "SELECT " + oobTargetCols + ` FROM oob_targets t
+		JOIN users u ON u.id = t.user_id WHERE t.id = ?`
+	sqlOOBTargets = "SELECT " + oobTargetCols + ` FROM oob_targets t
+		JOIN users u ON u.id = t.user_id WHERE u.username = ? ORDER BY t.created_at, t.id`
+	sqlTouchOOBStream = `INSERT INTO oob_stream_conns(conn_id, target_id, seen_at) VALUES (?, ?, ?)
+		ON CONFLICT(conn_id) DO UPDATE SET seen_at = excluded.seen_at`
+	sqlDropOOBStream = "DELETE FROM oob_stream_conns WHERE conn_id = ?"
+	sqlOOBStreamOpen = "SELECT count(*) FROM oob_stream_conns WHERE target_id = ? AND seen_at >= ?"
+	sqlQueueOOBPush  = `INSERT INTO oob_push_queue(target_id, origin, payload, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?)`
+	sqlOOBPushes = `SELECT id, payload FROM oob_push_queue WHERE target_id = ? AND origin != ?
+		AND id > ? AND created_at >= ? ORDER BY id LIMIT 16`
+)
+
+func init() {
+	writeStmts = append(writeStmts, sqlInsertOOBSession, sqlInsertOOBToken, sqlSetOOBDispatch, sqlRedeemOOBToken,
+		sqlOOBTokenByHash, sqlRedeemOOBSession, sqlUpdateOOBSession, sqlTouchOOBStream, sqlDropOOBStream, sqlQueueOOBPush)
+}
+
+// wexec runs a write statement prepared at [Open] outside a transaction.
+func (db *DB) wexec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := db.stmt(ctx, true, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
 
 // CreateOOBSession stores a new session and its token in one transaction.
 func (db *DB) CreateOOBSession(ctx context.Context, s record.Session, t record.Token) error {
@@ -29,8 +89,11 @@ func (db *DB) CreateOOBSession(ctx context.Context, s record.Session, t record.T
 		return err
 	}
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO oob_sessions("+oobSessionCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		st, err := db.txStmt(ctx, tx, sqlInsertOOBSession)
+		if err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx,
 			s.ID, s.Handle, s.Op, s.Status, s.Username, s.UAFStatusCode, s.ASMStatusCode, s.ClientErrorCode, auths,
 			s.TokenResult, s.DispatcherName, s.DispatcherResp, s.TargetExtID, s.ResultToken, ms(s.TokenExpiresAt),
 			ms(s.CreatedAt), ms(s.UpdatedAt), ms(s.ExpiresAt))
@@ -40,8 +103,10 @@ func (db *DB) CreateOOBSession(ctx context.Context, s record.Session, t record.T
 		if err != nil {
 			return fmt.Errorf("sqlite: insert oob session: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO oob_tokens(hash, op, session_id, context, expires_at) VALUES (?, ?, ?, ?, ?)`,
-			t.Hash, t.Op, t.SessionID, t.Context, ms(t.ExpiresAt))
+		if st, err = db.txStmt(ctx, tx, sqlInsertOOBToken); err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx, t.Hash, t.Op, t.SessionID, t.Context, ms(t.ExpiresAt))
 		if isUnique(err) {
 			return store.ErrAlreadyExists
 		}
@@ -54,8 +119,7 @@ func (db *DB) CreateOOBSession(ctx context.Context, s record.Session, t record.T
 
 // SetOOBDispatch records the dispatcher output of a session (after the token was created).
 func (db *DB) SetOOBDispatch(ctx context.Context, id, name, response, targetExtID string) error {
-	_, err := db.w.ExecContext(ctx, `UPDATE oob_sessions SET dispatcher_name = ?, dispatcher_resp = ?, target_ext_id = ?,
-		updated_at = ? WHERE id = ?`, name, response, targetExtID, ms(db.now()), id)
+	_, err := db.wexec(ctx, sqlSetOOBDispatch, name, response, targetExtID, ms(db.now()), id)
 	if err != nil {
 		return fmt.Errorf("sqlite: oob dispatch: %w", err)
 	}
@@ -70,8 +134,11 @@ func (db *DB) SetOOBDispatch(ctx context.Context, id, name, response, targetExtI
 func (db *DB) RedeemOOBToken(ctx context.Context, hash []byte, op string, now time.Time, status string) (*record.Token, error) {
 	var t record.Token
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE oob_tokens SET redeemed_at = ?
-			WHERE hash = ? AND op = ? AND redeemed_at IS NULL AND expires_at > ?`, ms(now), hash, op, ms(now))
+		st, err := db.txStmt(ctx, tx, sqlRedeemOOBToken)
+		if err != nil {
+			return err
+		}
+		res, err := st.ExecContext(ctx, ms(now), hash, op, ms(now))
 		if err != nil {
 			return fmt.Errorf("sqlite: redeem: %w", err)
 		}
@@ -82,8 +149,10 @@ func (db *DB) RedeemOOBToken(ctx context.Context, hash []byte, op string, now ti
 		var gotOp string
 		var exp int64
 		var redeemed sql.NullInt64
-		err = tx.QueryRowContext(ctx, `SELECT op, session_id, context, expires_at, redeemed_at FROM oob_tokens WHERE hash = ?`,
-			hash).Scan(&gotOp, &t.SessionID, &t.Context, &exp, &redeemed)
+		if st, err = db.txStmt(ctx, tx, sqlOOBTokenByHash); err != nil {
+			return err
+		}
+		err = st.QueryRowContext(ctx, hash).Scan(&gotOp, &t.SessionID, &t.Context, &exp, &redeemed)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -100,8 +169,10 @@ func (db *DB) RedeemOOBToken(ctx context.Context, hash []byte, op string, now ti
 		default:
 			return record.ErrExpired
 		}
-		err = tx.QueryRowContext(ctx, `UPDATE oob_sessions SET status = ?, token_result = ?, updated_at = ? WHERE id = ?
-			RETURNING uaf_handle`, status, record.TokenRedeemed, ms(now), t.SessionID).Scan(&t.Handle)
+		if st, err = db.txStmt(ctx, tx, sqlRedeemOOBSession); err != nil {
+			return err
+		}
+		err = st.QueryRowContext(ctx, status, record.TokenRedeemed, ms(now), t.SessionID).Scan(&t.Handle)
 		if err != nil {
 			return fmt.Errorf("sqlite: redeem: %w", err)
 		}
@@ -115,19 +186,19 @@ func (db *DB) RedeemOOBToken(ctx context.Context, hash []byte, op string, now ti
 
 // OOBSession returns the session with that id or store.ErrNotFound.
 func (db *DB) OOBSession(ctx context.Context, id string) (*record.Session, error) {
-	return db.oobSession(ctx, "id", id)
+	return db.oobSession(ctx, sqlOOBSessionByID, id)
 }
 
 // OOBSessionByHandle returns the session with that UAF handle or store.ErrNotFound.
 func (db *DB) OOBSessionByHandle(ctx context.Context, handle string) (*record.Session, error) {
-	return db.oobSession(ctx, "uaf_handle", handle)
+	return db.oobSession(ctx, sqlOOBSessionByHandle, handle)
 }
 
-func (db *DB) oobSession(ctx context.Context, column, key string) (*record.Session, error) {
+func (db *DB) oobSession(ctx context.Context, query, key string) (*record.Session, error) {
 	var s record.Session
 	var auths string
 	var tokExp, created, updated, exp int64
-	err := db.r.QueryRowContext(ctx, "SELECT "+oobSessionCols+" FROM oob_sessions WHERE "+column+" = ?", key).Scan(
+	err := db.queryRow(ctx, query, key).Scan(
 		&s.ID, &s.Handle, &s.Op, &s.Status, &s.Username, &s.UAFStatusCode, &s.ASMStatusCode, &s.ClientErrorCode, &auths,
 		&s.TokenResult, &s.DispatcherName, &s.DispatcherResp, &s.TargetExtID, &s.ResultToken, &tokExp,
 		&created, &updated, &exp)
@@ -154,15 +225,12 @@ func (db *DB) UpdateOOBSession(ctx context.Context, key string, u record.Session
 	if err != nil {
 		return "", err
 	}
+	st, err := db.stmt(ctx, true, sqlUpdateOOBSession)
+	if err != nil {
+		return "", err
+	}
 	var id string
-	err = db.w.QueryRowContext(ctx, `UPDATE oob_sessions SET status = ?,
-		username = CASE WHEN ? = '' THEN username ELSE ? END,
-		uaf_status = ?, asm_status = ?, client_error = ?,
-		authenticators = CASE WHEN ? = '' THEN authenticators ELSE ? END,
-		result_token = CASE WHEN ? = '' THEN result_token ELSE ? END,
-		updated_at = ?
-		WHERE (id = ? OR uaf_handle = ?) AND status NOT IN ('succeeded', 'failed') RETURNING id`,
-		u.Status, u.Username, u.Username, u.UAFStatusCode, u.ASMStatusCode, u.ClientErrorCode, auths, auths,
+	err = st.QueryRowContext(ctx, u.Status, u.Username, u.Username, u.UAFStatusCode, u.ASMStatusCode, u.ClientErrorCode, auths, auths,
 		u.ResultToken, u.ResultToken, ms(db.now()), key, key).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
@@ -187,7 +255,24 @@ func marshalAuths(a []record.Authenticator) (string, error) {
 // PurgeOOB forgets sessions whose retention ended and tokens that expired before now.
 func (db *DB) PurgeOOB(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
-	for _, q := range []string{"DELETE FROM oob_sessions WHERE expires_at < ?", "DELETE FROM oob_tokens WHERE expires_at < ?",
+	// The highest change sequence number is kept before the sessions go, in the same
+	// transaction, so that it is never given again (see OOBSessionsChanged).
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE oob_session_seq SET seq = max(seq,
+			coalesce((SELECT max(seq) FROM oob_sessions), 0)) WHERE id = 1`); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM oob_sessions WHERE expires_at < ?", ms(now))
+		if err != nil {
+			return err
+		}
+		total, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: oob purge: %w", err)
+	}
+	for _, q := range []string{"DELETE FROM oob_tokens WHERE expires_at < ?",
 		"DELETE FROM oob_push_queue WHERE expires_at < ?", "DELETE FROM oob_stream_conns WHERE seen_at < ? - 600000"} {
 		res, err := db.w.ExecContext(ctx, q, ms(now))
 		if err != nil {
@@ -197,6 +282,43 @@ func (db *DB) PurgeOOB(ctx context.Context, now time.Time) (int64, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// OOBSessionSeq returns the highest change sequence number given to a session so far: the
+// starting point of [DB.OOBSessionsChanged].
+func (db *DB) OOBSessionSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := db.queryRow(ctx, sqlOOBSessionSeq).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("sqlite: oob session seq: %w", err)
+	}
+	return seq, nil
+}
+
+// OOBSessionsChanged returns the ids of up to limit sessions created or changed (by any
+// process sharing the database) after the change sequence number after, in the order of
+// the changes, and the sequence number of the last one (after when none). Every change
+// committed after a call has a higher number than the one it returned, so a loop that passes
+// the last number back sees each change once; a session that changed several times in
+// between appears once. Sessions deleted by PurgeOOB are not reported.
+func (db *DB) OOBSessionsChanged(ctx context.Context, after int64, limit int) ([]string, int64, error) {
+	st, err := db.stmt(ctx, false, sqlOOBSessionsChanged)
+	if err != nil {
+		return nil, after, err
+	}
+	rows, err := st.QueryContext(ctx, after, limit)
+	if err != nil {
+		return nil, after, fmt.Errorf("sqlite: oob sessions changed: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id, &after); err != nil {
+			return nil, after, fmt.Errorf("sqlite: oob sessions changed: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, after, rows.Err()
 }
 
 const oobTargetCols = `t.id, t.ext_id, t.user_id, u.username, t.name, t.device_id, t.dispatcher, t.target,
@@ -276,8 +398,7 @@ func (db *DB) RegisterUAFWithTarget(ctx context.Context, c store.Consumption, us
 
 // OOBTarget returns the dispatch target with that id or store.ErrNotFound.
 func (db *DB) OOBTarget(ctx context.Context, id string) (*record.Target, error) {
-	t, err := scanTarget(db.r.QueryRowContext(ctx, "SELECT "+oobTargetCols+` FROM oob_targets t
-		JOIN users u ON u.id = t.user_id WHERE t.id = ?`, id))
+	t, err := scanTarget(db.queryRow(ctx, sqlOOBTarget, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -289,8 +410,11 @@ func (db *DB) OOBTarget(ctx context.Context, id string) (*record.Target, error) 
 
 // OOBTargets lists the dispatch targets of a user, oldest first.
 func (db *DB) OOBTargets(ctx context.Context, username string) ([]record.Target, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT "+oobTargetCols+` FROM oob_targets t
-		JOIN users u ON u.id = t.user_id WHERE u.username = ? ORDER BY t.created_at, t.id`, username)
+	st, err := db.stmt(ctx, false, sqlOOBTargets)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, username)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: dispatch targets: %w", err)
 	}
@@ -368,8 +492,7 @@ func (db *DB) ClearOOBPushToken(ctx context.Context, id, old string) error {
 
 // TouchOOBStream records that the push stream connID of target is open (now).
 func (db *DB) TouchOOBStream(ctx context.Context, connID, targetID string, now time.Time) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO oob_stream_conns(conn_id, target_id, seen_at) VALUES (?, ?, ?)
-		ON CONFLICT(conn_id) DO UPDATE SET seen_at = excluded.seen_at`, connID, targetID, ms(now))
+	_, err := db.wexec(ctx, sqlTouchOOBStream, connID, targetID, ms(now))
 	if err != nil {
 		return fmt.Errorf("sqlite: oob stream: %w", err)
 	}
@@ -378,7 +501,7 @@ func (db *DB) TouchOOBStream(ctx context.Context, connID, targetID string, now t
 
 // DropOOBStream forgets the push stream connID.
 func (db *DB) DropOOBStream(ctx context.Context, connID string) error {
-	if _, err := db.w.ExecContext(ctx, "DELETE FROM oob_stream_conns WHERE conn_id = ?", connID); err != nil {
+	if _, err := db.wexec(ctx, sqlDropOOBStream, connID); err != nil {
 		return fmt.Errorf("sqlite: oob stream: %w", err)
 	}
 	return nil
@@ -387,8 +510,7 @@ func (db *DB) DropOOBStream(ctx context.Context, connID string) error {
 // OOBStreamOpen reports whether some process has a push stream of target seen since since.
 func (db *DB) OOBStreamOpen(ctx context.Context, targetID string, since time.Time) (bool, error) {
 	var n int
-	err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM oob_stream_conns WHERE target_id = ? AND seen_at >= ?",
-		targetID, ms(since)).Scan(&n)
+	err := db.queryRow(ctx, sqlOOBStreamOpen, targetID, ms(since)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: oob stream: %w", err)
 	}
@@ -397,8 +519,7 @@ func (db *DB) OOBStreamOpen(ctx context.Context, targetID string, since time.Tim
 
 // QueueOOBPush queues payload for the push streams of target open in other processes.
 func (db *DB) QueueOOBPush(ctx context.Context, targetID, origin string, payload []byte, now, expires time.Time) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO oob_push_queue(target_id, origin, payload, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`, targetID, origin, payload, ms(now), ms(expires))
+	_, err := db.wexec(ctx, sqlQueueOOBPush, targetID, origin, payload, ms(now), ms(expires))
 	if err != nil {
 		return fmt.Errorf("sqlite: oob push: %w", err)
 	}
@@ -409,8 +530,11 @@ func (db *DB) QueueOOBPush(ctx context.Context, targetID, origin string, payload
 // with id > after and created at or after since, in order, and the last id returned
 // (after when none).
 func (db *DB) OOBPushes(ctx context.Context, targetID, origin string, after int64, since time.Time) ([][]byte, int64, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, payload FROM oob_push_queue WHERE target_id = ? AND origin != ?
-		AND id > ? AND created_at >= ? ORDER BY id LIMIT 16`, targetID, origin, after, ms(since))
+	st, err := db.stmt(ctx, false, sqlOOBPushes)
+	if err != nil {
+		return nil, after, err
+	}
+	rows, err := st.QueryContext(ctx, targetID, origin, after, ms(since))
 	if err != nil {
 		return nil, after, fmt.Errorf("sqlite: oob push: %w", err)
 	}

@@ -175,3 +175,66 @@ func TestOOBTargets(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
+
+// TestOOBSessionsChanged: the change sequence reports every session created or changed
+// after a point, through any handle on the file, once per call; a purge does not make a
+// number be given again.
+func TestOOBSessionsChanged(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fido.db")
+	a, b := open(t, path), open(t, path)
+	now := time.Now()
+	seq0, err := a.OOBSessionSeq(ctx)
+	if err != nil || seq0 != 0 {
+		t.Fatalf("empty: %d %v", seq0, err)
+	}
+	newOOBSession(t, a, "s1", "Auth", "t1", now, time.Minute)
+	h2 := newOOBSession(t, b, "s2", "Auth", "t2", now, time.Minute)
+	ids, last, err := a.OOBSessionsChanged(ctx, seq0, 10)
+	if err != nil || len(ids) != 2 || ids[0] != "s1" || ids[1] != "s2" || last <= seq0 {
+		t.Fatalf("after creation: %v %d %v", ids, last, err)
+	}
+	if ids, l, _ := a.OOBSessionsChanged(ctx, last, 10); len(ids) != 0 || l != last {
+		t.Fatalf("nothing new: %v %d", ids, l)
+	}
+	// Each write path moves the session past last: dispatch, redeem, update.
+	if err := b.SetOOBDispatch(ctx, "s1", "link", "x", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RedeemOOBToken(ctx, h2, "Auth", now, record.StatusClientAuthenticating); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UpdateOOBSession(ctx, "h-s1", record.SessionUpdate{Status: record.StatusFailed}); err != nil {
+		t.Fatal(err)
+	}
+	ids, last2, err := b.OOBSessionsChanged(ctx, last, 10)
+	if err != nil || len(ids) != 2 || ids[0] != "s2" || ids[1] != "s1" || last2 <= last {
+		t.Fatalf("after changes: %v %d %v", ids, last2, err)
+	}
+	// Paging.
+	ids, l, _ := a.OOBSessionsChanged(ctx, seq0, 1)
+	if len(ids) != 1 || ids[0] != "s2" {
+		t.Fatalf("page 1: %v", ids)
+	}
+	if ids, _, _ = a.OOBSessionsChanged(ctx, l, 1); len(ids) != 1 || ids[0] != "s1" {
+		t.Fatalf("page 2: %v", ids)
+	}
+	// A refused update (final session) is no change.
+	if id, _ := a.UpdateOOBSession(ctx, "s1", record.SessionUpdate{Status: record.StatusSucceeded}); id != "" {
+		t.Fatal("final session changed")
+	}
+	if ids, _, _ := a.OOBSessionsChanged(ctx, last2, 10); len(ids) != 0 {
+		t.Fatalf("refused update reported: %v", ids)
+	}
+	// Purge everything, then a new session still gets a number above last2.
+	if _, err := a.PurgeOOB(ctx, now.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := b.OOBSessionSeq(ctx); err != nil || s != last2 {
+		t.Fatalf("seq after purge: %d %v, want %d", s, err, last2)
+	}
+	newOOBSession(t, b, "s3", "Auth", "t3", now, time.Minute)
+	if ids, l, _ := a.OOBSessionsChanged(ctx, last2, 10); len(ids) != 1 || ids[0] != "s3" || l <= last2 {
+		t.Fatalf("after purge: %v %d", ids, l)
+	}
+}
