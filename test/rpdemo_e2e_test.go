@@ -137,6 +137,15 @@ func rpScanQR(t *testing.T, ctx context.Context, tab *browser.Tab, id, dir strin
 	if err := tab.Do(ctx, 30*time.Second, chromedp.WaitVisible(chromedp.ID(id))); err != nil {
 		t.Fatalf("QR code %s not shown: %v", id, err)
 	}
+	// Visible is not loaded: the <img> gets its data: URL and is unhidden in the same task,
+	// so wait until the browser has decoded and laid out the image before the screenshot.
+	_, err := browser.Get(ctx, tab, 30*time.Second, chromedp.Poll[bool](
+		`(() => { const i = document.getElementById("`+id+`");
+		  return i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width >= i.naturalWidth / 2; })()`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("QR code %s not loaded: %v", id, err)
+	}
 	png, err := browser.Get(ctx, tab, 30*time.Second, chromedp.Screenshot(chromedp.ID(id)))
 	if err != nil {
 		t.Fatalf("screenshot of %s: %v", id, err)
