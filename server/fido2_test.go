@@ -131,4 +131,3 @@ func TestFIDO2TrustFromMetadata(t *testing.T) {
 		t.Fatalf("missing statements: %v", err)
 	}
 }
-

@@ -199,10 +199,26 @@ func TestOOBUsernamelessAndFailure(t *testing.T) {
 	if regs, _ := e.db().UAFRegistrations(context.Background(), "alice"); len(regs) != 1 {
 		t.Fatalf("deleted before redeem: %d", len(regs))
 	}
+	// A deregistration has no client phase: its status stream goes from tokenCreated
+	// straight to succeeded.
+	dreq, _ := http.NewRequest("GET", e.http.URL+"/nevisfido/status/"+dd.SessionID+"/events", nil)
+	dresp, err := http.DefaultClient.Do(dreq)
+	if err != nil || dresp.StatusCode != 200 {
+		t.Fatalf("dereg status events: %v %+v", err, dresp)
+	}
+	defer dresp.Body.Close()
+	deregEvents := sseReader(t, dresp.Body)
+	if ev := nextEvent(t, deregEvents); !strings.Contains(ev.data, `"tokenCreated"`) {
+		t.Fatalf("first dereg status event %+v", ev)
+	}
 	if r := e.redeem("Dereg", dd.Token); r == nil || r.StatusCode != uaf.StatusOK || r.Op != uaf.OpDereg {
 		t.Fatalf("dereg redeem: %+v", r)
 	}
-	if st := e.status(dd.SessionID); st.Status != "succeeded" || st.ResultToken == "" {
+	if ev := nextEvent(t, deregEvents); !strings.Contains(ev.data, `"succeeded"`) || !strings.Contains(ev.data, `"tokenRedeemed"`) {
+		t.Fatalf("dereg status event after redeem %+v", ev)
+	}
+	if st := e.status(dd.SessionID); st.Status != "succeeded" || st.ResultToken == "" ||
+		st.TokenInformation == nil || st.TokenInformation.TokenResult != "tokenRedeemed" {
 		t.Fatalf("dereg status: %+v", st)
 	}
 	if regs, _ := e.db().UAFRegistrations(context.Background(), "alice"); len(regs) != 0 {

@@ -18,15 +18,18 @@ import (
 	"github.com/fidoserver/hwfido/authenticatord/localapi"
 	"github.com/fidoserver/hwfido/authenticatord/oob"
 	"github.com/fidoserver/hwfido/test/harness"
+	"github.com/fidoserver/hwfido/uaf"
 )
 
 // oobMoreStatus is the part of the Status Service answer these tests check.
 type oobMoreStatus struct {
-	Status         string `json:"status"`
-	UserID         string `json:"userId"`
-	UAFStatusCode  int    `json:"uafStatusCode"`
-	ResultToken    string `json:"resultToken"`
-	Authenticators []struct {
+	Status          string `json:"status"`
+	UserID          string `json:"userId"`
+	UAFStatusCode   int    `json:"uafStatusCode"`
+	ASMStatusCode   int    `json:"asmStatusCode"`
+	ClientErrorCode int    `json:"clientErrorCode"`
+	ResultToken     string `json:"resultToken"`
+	Authenticators  []struct {
 		AAID  string `json:"aaid"`
 		KeyID string `json:"keyId"`
 	} `json:"authenticators"`
@@ -280,9 +283,8 @@ func TestDeviceOutOfBandMoreEndToEnd(t *testing.T) {
 
 	// authenticatord cannot render images (tcDisplayContentType text/plain),
 	// so an image/png transaction is not confirmed end to end; the device
-	// must refuse it without signing. Known gap: the daemon does not report
-	// this failure to the server, so the session stays clientAuthenticating
-	// (not asserted here).
+	// must refuse it without signing and report the refusal to the server,
+	// whose session then ends failed with the device's codes at once.
 	t.Run("image/png transaction refused by the device", func(t *testing.T) {
 		var buf bytes.Buffer
 		if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, 8, 8))); err != nil {
@@ -299,8 +301,10 @@ func TestDeviceOutOfBandMoreEndToEnd(t *testing.T) {
 		if r.code == ctlOK || !strings.Contains(r.stderr, "cannot render images") {
 			t.Fatalf("image transaction: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 		}
-		if st := oobMoreStatusOf(t, s, d.SessionID); st.Status == "succeeded" {
-			t.Fatalf("image transaction session: %+v", st)
+		if st := oobMoreStatusOf(t, s, d.SessionID); st.Status != "failed" ||
+			st.ClientErrorCode != int(uaf.ErrorInvalidTransactionContent) || st.ASMStatusCode != int(uaf.ASMCannotRenderTransactionContent) {
+			t.Fatalf("image transaction session: %+v, want failed with clientErrorCode %d and asmStatusCode %d",
+				st, uaf.ErrorInvalidTransactionContent, uaf.ASMCannotRenderTransactionContent)
 		}
 		if c := registrations(t, s, user)[0].signCounter; c != counter {
 			t.Fatalf("sign counter moved %d → %d", counter, c)

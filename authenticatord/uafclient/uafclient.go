@@ -278,7 +278,7 @@ func (c *Client) Fetch(ctx context.Context, a Authenticator, o FetchOptions) (*P
 			return nil, err
 		}
 		if err := pickRegistration(a, pr, &msg.Registration.Policy); err != nil {
-			return nil, err
+			return nil, c.refuse(ctx, pr, err)
 		}
 	case msg.Authentication != nil:
 		pr.fcParams, err = c.fcParams(pr.AppID, msg.Authentication.Challenge)
@@ -286,10 +286,10 @@ func (c *Client) Fetch(ctx context.Context, a Authenticator, o FetchOptions) (*P
 			return nil, err
 		}
 		if err := pickTransaction(pr, msg.Authentication.Transaction); err != nil {
-			return nil, err
+			return nil, c.refuse(ctx, pr, err)
 		}
 		if err := pickAuthentication(a, pr, &msg.Authentication.Policy); err != nil {
-			return nil, err
+			return nil, c.refuse(ctx, pr, err)
 		}
 	default:
 		pr.Deregister = msg.Deregistration.Authenticators
@@ -509,6 +509,22 @@ func authrFail(a Authenticator, err error) *Error {
 		code = uaf.ErrorInvalidTransactionContent
 	}
 	return &Error{Code: code, ASMStatus: st, Msg: "authenticator failed", Err: err}
+}
+
+// refuse reports to the server a request this device cannot serve (no key satisfies the
+// policy, a transaction it cannot render), so that the server's session ends failed with
+// the client's error code at once instead of waiting for the request to expire.
+func (c *Client) refuse(ctx context.Context, pr *Prepared, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	st := uaf.ASMOk
+	if e.Code == uaf.ErrorInvalidTransactionContent {
+		st = uaf.ASMCannotRenderTransactionContent
+	}
+	c.log.Info("uaf request refused, reporting to the server", "op", string(pr.Op), "clientErrorCode", int(e.Code))
+	return c.report(ctx, pr, e, st)
 }
 
 // report tells the server that the operation failed: a response message

@@ -305,9 +305,14 @@ func (s *Service) Redeem(ctx context.Context, op uaf.Operation, body []byte) (*u
 		return refused, nil
 	}
 	h := sha256.Sum256([]byte(rb.Token))
+	// A deregistration has no client phase: its session goes from tokenCreated straight to
+	// its outcome (deregDone), so a status reader never sees it waiting for a client.
 	status := record.StatusClientAuthenticating
-	if op == uaf.OpReg {
+	switch op {
+	case uaf.OpReg:
 		status = record.StatusClientRegistering
+	case uaf.OpDereg:
+		status = ""
 	}
 	t, err := s.o.Store.RedeemOOBToken(ctx, h[:], string(op), s.o.Now(), status)
 	switch {
@@ -317,17 +322,21 @@ func (s *Service) Redeem(ctx context.Context, op uaf.Operation, body []byte) (*u
 	case err != nil:
 		return nil, err
 	}
-	s.watchers.notify(t.SessionID)
+	if op != uaf.OpDereg {
+		s.watchers.notify(t.SessionID)
+	}
 	// The request carries the session's handle, not its id: the device can read serverData,
 	// and the id opens the Status Service (with the result token).
 	r, err := s.uaf.SessionRequest(ctx, op, t.Context, t.Handle)
 	if err != nil {
-		s.finish(ctx, t.SessionID, record.SessionUpdate{Status: record.StatusFailed, UAFStatusCode: int(uaf.StatusInternalServerError)})
+		s.finish(ctx, t.SessionID, record.SessionUpdate{Status: record.StatusFailed, TokenResult: record.TokenRedeemed,
+			UAFStatusCode: int(uaf.StatusInternalServerError)})
 		return nil, err
 	}
 	switch {
 	case r.StatusCode != uaf.StatusOK:
-		s.finish(ctx, t.SessionID, record.SessionUpdate{Status: record.StatusFailed, UAFStatusCode: int(r.StatusCode)})
+		s.finish(ctx, t.SessionID, record.SessionUpdate{Status: record.StatusFailed, TokenResult: record.TokenRedeemed,
+			UAFStatusCode: int(r.StatusCode)})
 	case op == uaf.OpDereg:
 		// A deregistration is complete once the request is built: the server deleted the
 		// keys and the client is only told to delete its own.
@@ -344,7 +353,7 @@ func (s *Service) deregDone(ctx context.Context, t *record.Token) {
 		s.log.Error("oob session read failed", "session", logID(t.SessionID), "err", err)
 		return
 	}
-	u := record.SessionUpdate{Status: record.StatusSucceeded, UAFStatusCode: int(uaf.StatusOK)}
+	u := record.SessionUpdate{Status: record.StatusSucceeded, TokenResult: record.TokenRedeemed, UAFStatusCode: int(uaf.StatusOK)}
 	u.ResultToken, err = s.o.Results.Issue(ctx, resultClaims("Dereg", sess.Username, nil, t.SessionID))
 	if err != nil {
 		s.log.Error("result token failed", "session", logID(t.SessionID), "err", err)

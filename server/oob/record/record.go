@@ -86,7 +86,9 @@ func (s *Session) Final() bool { return s.Status == StatusSucceeded || s.Status 
 // SessionUpdate moves a session to a new state. Zero fields other than Status are left
 // unchanged, except that the codes are always written.
 type SessionUpdate struct {
-	Status          string
+	Status string
+	// TokenResult, when set, replaces the session's token result.
+	TokenResult     string
 	Username        string
 	UAFStatusCode   int
 	ASMStatusCode   int

@@ -42,7 +42,9 @@ const (
 	sqlOOBTokenByHash   = `SELECT op, session_id, context, expires_at, redeemed_at FROM oob_tokens WHERE hash = ?`
 	sqlRedeemOOBSession = `UPDATE oob_sessions SET status = ?, token_result = ?, updated_at = ?, seq = ` + oobNextSeq + `
 			WHERE id = ? RETURNING uaf_handle`
+	sqlOOBSessionHandle = "SELECT uaf_handle FROM oob_sessions WHERE id = ?"
 	sqlUpdateOOBSession = `UPDATE oob_sessions SET status = ?,
+		token_result = CASE WHEN ? = '' THEN token_result ELSE ? END,
 		username = CASE WHEN ? = '' THEN username ELSE ? END,
 		uaf_status = ?, asm_status = ?, client_error = ?,
 		authenticators = CASE WHEN ? = '' THEN authenticators ELSE ? END,
@@ -70,7 +72,7 @@ const (
 
 func init() {
 	writeStmts = append(writeStmts, sqlInsertOOBSession, sqlInsertOOBToken, sqlSetOOBDispatch, sqlRedeemOOBToken,
-		sqlOOBTokenByHash, sqlRedeemOOBSession, sqlUpdateOOBSession, sqlTouchOOBStream, sqlDropOOBStream, sqlQueueOOBPush)
+		sqlOOBTokenByHash, sqlRedeemOOBSession, sqlOOBSessionHandle, sqlUpdateOOBSession, sqlTouchOOBStream, sqlDropOOBStream, sqlQueueOOBPush)
 }
 
 // wexec runs a write statement prepared at [Open] outside a transaction.
@@ -127,7 +129,8 @@ func (db *DB) SetOOBDispatch(ctx context.Context, id, name, response, targetExtI
 }
 
 // RedeemOOBToken marks the token with that hash and operation as redeemed at now and moves
-// its session to status, in one transaction, and returns the token. Exactly one of any
+// its session to status (status "" leaves the session unchanged), in one transaction, and
+// returns the token. Exactly one of any
 // number of concurrent calls for one token succeeds. It fails with store.ErrNotFound for an
 // unknown token or one of another operation (nothing changes), store.ErrReplay for a token
 // redeemed before and record.ErrExpired for an expired one.
@@ -169,10 +172,19 @@ func (db *DB) RedeemOOBToken(ctx context.Context, hash []byte, op string, now ti
 		default:
 			return record.ErrExpired
 		}
-		if st, err = db.txStmt(ctx, tx, sqlRedeemOOBSession); err != nil {
-			return err
+		if status == "" {
+			// The session is left as it is (and its change sequence too): the caller
+			// records the redemption with the operation's outcome.
+			if st, err = db.txStmt(ctx, tx, sqlOOBSessionHandle); err != nil {
+				return err
+			}
+			err = st.QueryRowContext(ctx, t.SessionID).Scan(&t.Handle)
+		} else {
+			if st, err = db.txStmt(ctx, tx, sqlRedeemOOBSession); err != nil {
+				return err
+			}
+			err = st.QueryRowContext(ctx, status, record.TokenRedeemed, ms(now), t.SessionID).Scan(&t.Handle)
 		}
-		err = st.QueryRowContext(ctx, status, record.TokenRedeemed, ms(now), t.SessionID).Scan(&t.Handle)
 		if err != nil {
 			return fmt.Errorf("sqlite: redeem: %w", err)
 		}
@@ -230,7 +242,7 @@ func (db *DB) UpdateOOBSession(ctx context.Context, key string, u record.Session
 		return "", err
 	}
 	var id string
-	err = st.QueryRowContext(ctx, u.Status, u.Username, u.Username, u.UAFStatusCode, u.ASMStatusCode, u.ClientErrorCode, auths, auths,
+	err = st.QueryRowContext(ctx, u.Status, u.TokenResult, u.TokenResult, u.Username, u.Username, u.UAFStatusCode, u.ASMStatusCode, u.ClientErrorCode, auths, auths,
 		u.ResultToken, u.ResultToken, ms(db.now()), key, key).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil

@@ -238,3 +238,49 @@ func TestOOBSessionsChanged(t *testing.T) {
 		t.Fatalf("after purge: %v %d", ids, l)
 	}
 }
+
+// TestOOBRedeemLeavesSession: a redeem with no status (deregistration) consumes the token
+// but leaves the session and its change sequence as they are; the outcome then records the
+// token result with the final status.
+func TestOOBRedeemLeavesSession(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "fido.db"))
+	now := time.Now()
+	h := newOOBSession(t, db, "d1", "Dereg", "tok", now, time.Minute)
+	seq, err := db.OOBSessionSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := db.RedeemOOBToken(ctx, h, "Dereg", now, "")
+	if err != nil || tok.SessionID != "d1" || tok.Handle != "h-d1" {
+		t.Fatalf("redeem: %+v %v", tok, err)
+	}
+	if _, err := db.RedeemOOBToken(ctx, h, "Dereg", now, ""); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("second redeem: %v", err)
+	}
+	s, err := db.OOBSession(ctx, "d1")
+	if err != nil || s.Status != record.StatusTokenCreated || s.TokenResult != "" {
+		t.Fatalf("session after redeem: %+v %v", s, err)
+	}
+	if after, _ := db.OOBSessionSeq(ctx); after != seq {
+		t.Fatalf("change sequence moved %d → %d", seq, after)
+	}
+	u := record.SessionUpdate{Status: record.StatusSucceeded, TokenResult: record.TokenRedeemed, UAFStatusCode: 1200}
+	if id, err := db.UpdateOOBSession(ctx, "d1", u); id != "d1" || err != nil {
+		t.Fatalf("outcome: %q %v", id, err)
+	}
+	if s, _ := db.OOBSession(ctx, "d1"); s.Status != record.StatusSucceeded || s.TokenResult != record.TokenRedeemed {
+		t.Fatalf("session after the outcome: %+v", s)
+	}
+	// An update without a token result keeps the recorded one.
+	h2 := newOOBSession(t, db, "a1", "Auth", "tok2", now, time.Minute)
+	if _, err := db.RedeemOOBToken(ctx, h2, "Auth", now, record.StatusClientAuthenticating); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateOOBSession(ctx, "a1", record.SessionUpdate{Status: record.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := db.OOBSession(ctx, "a1"); s.TokenResult != record.TokenRedeemed {
+		t.Fatalf("token result lost: %+v", s)
+	}
+}
