@@ -29,13 +29,10 @@ func main() {
 		fmt.Println(Version)
 		return
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := config.LoadListen(*cfgPath, *listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
-	}
-	if *listen != "" {
-		cfg.Server.Listen = *listen
 	}
 	if *check {
 		fmt.Println("configuration is valid")

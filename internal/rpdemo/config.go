@@ -63,7 +63,7 @@ type LoginConfig struct {
 	// Issuer and Audience must match one of hwfido-server's caller-auth.tokens (required).
 	Issuer   string `json:"issuer"`
 	Audience string `json:"audience"`
-	// KeyFile is the PKCS#8 PEM private key (fidoctl caller keygen; required).
+	// KeyFile is the P-256 private key, PKCS#8 or SEC 1 PEM (fidoctl caller keygen; required).
 	KeyFile string `json:"keyFile"`
 	// UsernameClaim is the claim the username goes in (default sub).
 	UsernameClaim string `json:"usernameClaim,omitempty"`

@@ -86,7 +86,8 @@ type TLS struct {
 type HSM struct {
 	// URI is an RFC 7512 pkcs11: URI with module-path and pin-source.
 	URI string `yaml:"uri"`
-	// Sessions is the size of the worker session pool (default 4).
+	// Sessions is the size of the worker session pool (default: the URI's max-sessions,
+	// else 4).
 	Sessions int `yaml:"sessions"`
 	// AcquireTimeout bounds the wait for a free session (default 2s).
 	AcquireTimeout Duration `yaml:"acquire-timeout"`
@@ -172,6 +173,28 @@ func Load(path string) (*Config, error) {
 	return Parse(b, os.LookupEnv)
 }
 
+// LoadListen is Load with the listen address replaced by listen (when not empty) before
+// the defaults derived from it (server.public-url, result-token.issuer) are filled in: a
+// command-line -listen flag, which takes precedence over the file and the environment.
+func LoadListen(path, listen string) (*Config, error) {
+	if listen == "" {
+		return Load(path)
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoConfig, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b, func(k string) (string, bool) {
+		if k == "HWFIDO_SERVER_LISTEN" {
+			return listen, true
+		}
+		return os.LookupEnv(k)
+	})
+}
+
 // Parse decodes b strictly, applies overrides from lookup (nil: none), fills defaults and
 // validates.
 func Parse(b []byte, lookup func(string) (string, bool)) (*Config, error) {
@@ -213,9 +236,6 @@ func (c *Config) defaults() {
 	}
 	if s.WriteTimeout == 0 {
 		s.WriteTimeout = Duration(30 * time.Second)
-	}
-	if c.HSM.Sessions == 0 {
-		c.HSM.Sessions = 4
 	}
 	if c.HSM.AcquireTimeout == 0 {
 		c.HSM.AcquireTimeout = Duration(2 * time.Second)
@@ -277,8 +297,16 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.HSM.URI, "pkcs11:") {
 		return bad("hsm.uri", "is required and must be a pkcs11: URI")
 	}
-	if c.HSM.Sessions < 1 || c.HSM.Sessions > 256 {
-		return bad("hsm.sessions", "must be between 1 and 256")
+	if c.HSM.Sessions < 0 || c.HSM.Sessions > 256 {
+		return bad("hsm.sessions", "must be between 1 and 256, or 0 for the URI's max-sessions (else 4)")
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"server.read-timeout", c.Server.ReadTimeout}, {"server.write-timeout", c.Server.WriteTimeout}, {"hsm.acquire-timeout", c.HSM.AcquireTimeout}} {
+		if d.v <= 0 {
+			return bad(d.key, "must be a positive duration")
+		}
 	}
 	if c.Store.Path == "" {
 		return bad("store.path", "is required")

@@ -113,3 +113,49 @@ func TestLoopbackHTTPAppID(t *testing.T) {
 		t.Fatalf("http AppID on loopback refused: %v", err)
 	}
 }
+
+// TestSessionsAndTimeouts: hsm.sessions 0 leaves the pool size to the URI's max-sessions
+// (else 4, decided by the hsm package); negative sizes and non-positive timeouts are refused
+// with the key named.
+func TestSessionsAndTimeouts(t *testing.T) {
+	c, err := config.Parse([]byte(strings.Replace(base(t), "sessions: 4", "sessions: 0", 1)), noEnv)
+	if err != nil || c.HSM.Sessions != 0 {
+		t.Fatalf("sessions 0: %v %+v", err, c)
+	}
+	if _, err := config.Parse([]byte(strings.Replace(base(t), "sessions: 4", "sessions: -1", 1)), noEnv); err == nil ||
+		!strings.Contains(err.Error(), "hsm.sessions") {
+		t.Fatalf("sessions -1: %v", err)
+	}
+	for key, env := range map[string]string{"server.read-timeout": "HWFIDO_SERVER_READ_TIMEOUT",
+		"server.write-timeout": "HWFIDO_SERVER_WRITE_TIMEOUT", "hsm.acquire-timeout": "HWFIDO_HSM_ACQUIRE_TIMEOUT"} {
+		_, err := config.Parse([]byte(base(t)), func(k string) (string, bool) {
+			if k == env {
+				return "-1s", true
+			}
+			return "", false
+		})
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=-1s: %v", env, err)
+		}
+	}
+}
+
+// TestLoadListen: the -listen flag's address replaces server.listen before the values
+// derived from it are filled in, and wins over the environment.
+func TestLoadListen(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "hwfido.yaml")
+	if err := os.WriteFile(p, []byte(base(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HWFIDO_SERVER_LISTEN", "127.0.0.1:7000")
+	c, err := config.LoadListen(p, "127.0.0.1:9443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Listen != "127.0.0.1:9443" || c.Server.PublicURL != "http://127.0.0.1:9443" {
+		t.Fatalf("listen %q, public-url %q", c.Server.Listen, c.Server.PublicURL)
+	}
+	if c, err = config.LoadListen(p, ""); err != nil || c.Server.Listen != "127.0.0.1:7000" || c.Server.PublicURL != "http://127.0.0.1:7000" {
+		t.Fatalf("without the flag: %v %+v", err, c.Server)
+	}
+}
