@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fidoserver/hwfido/attestation"
+	"github.com/fidoserver/hwfido/hsm"
 	"github.com/fidoserver/hwfido/metadata"
 	"github.com/fidoserver/hwfido/server/callerauth"
 	"github.com/fidoserver/hwfido/server/config"
@@ -26,7 +28,7 @@ func (s *Server) fido2Mount(callers *callerauth.Authenticator, results *resultto
 	if !c.Enabled {
 		return nil, nil
 	}
-	trust, err := fido2Trust(c, s.log)
+	trust, err := fido2Trust(c, s.token, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -47,19 +49,75 @@ func (s *Server) fido2Mount(callers *callerauth.Authenticator, results *resultto
 	return svc.Register, nil
 }
 
+// tokenCertificates lists the certificate objects of the HSM token (hsm.Token), where
+// pinned trust anchors may be kept.
+type tokenCertificates interface {
+	Certificates(ctx context.Context) ([]hsm.Certificate, error)
+}
+
+// pinnedRoots reads trust anchors from file (PEM or DER) or, when label is set, from the
+// certificate objects with that label in the HSM token; key names the configuration keys
+// (without -file/-label) in errors. Neither set: nil.
+func pinnedRoots(file, label string, tok tokenCertificates, key string) ([]*x509.Certificate, error) {
+	if label != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		certs, err := tok.Certificates(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("config: %s-label: %w", key, err)
+		}
+		var roots []*x509.Certificate
+		for _, c := range certs {
+			if c.Label == label {
+				roots = append(roots, c.Cert)
+			}
+		}
+		if len(roots) == 0 {
+			return nil, fmt.Errorf("config: %s-label: no certificate labelled %q in the HSM token (import one with fidoctl hsm import-cert)", key, label)
+		}
+		return roots, nil
+	}
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s-file: %w", key, err)
+	}
+	roots, err := metadata.ParseAnchors(b)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s-file: %w", key, err)
+	}
+	return roots, nil
+}
+
 // fido2Trust loads the FIDO2 metadata (statement files and a verified MDS3 BLOB) as
-// attestation anchors; without any configured, anchors that know no authenticator (every
-// attestation is then untrusted: stored as such under monitor, refused under enforce).
-func fido2Trust(c config.FIDO2, log interface {
+// attestation anchors, with the pinned roots of the apple format; without any metadata
+// configured, anchors that know no authenticator (every attestation with an AAGUID is then
+// untrusted: stored as such under monitor, refused under enforce). Pinned roots come from
+// files or from certificate objects in the HSM token (tok).
+func fido2Trust(c config.FIDO2, tok tokenCertificates, log interface {
 	Warn(msg string, args ...any)
 	Info(msg string, args ...any)
 }) (*attestation.MetadataAnchors, error) {
 	m := c.Metadata
+	opts := attestation.MetadataAnchorsOptions{StatusMode: attestation.StatusEnforce}
+	if m.StatusMode == "monitor" {
+		opts.StatusMode = attestation.StatusMonitor
+	}
+	apple, err := pinnedRoots(c.AppleRootsFile, c.AppleRootsLabel, tok, "fido2.apple-roots")
+	if err != nil {
+		return nil, err
+	}
+	if len(apple) > 0 {
+		opts.FormatRoots = map[string][]*x509.Certificate{"apple": apple}
+		log.Info("fido2: apple attestation roots pinned", "roots", len(apple), "subject", apple[0].Subject.String())
+	}
 	if m.Path == "" && m.BLOBFile == "" {
 		if c.AttestationPolicy != "none" {
 			log.Warn("fido2: no metadata configured; every attestation is untrusted (policy " + c.AttestationPolicy + ")")
 		}
-		return attestation.NewMetadataAnchors(metadata.NewSet(), attestation.MetadataAnchorsOptions{}), nil
+		return attestation.NewMetadataAnchors(metadata.NewSet(), opts), nil
 	}
 	var sts []*metadata.Statement
 	if m.Path != "" {
@@ -67,24 +125,20 @@ func fido2Trust(c config.FIDO2, log interface {
 		if err != nil {
 			return nil, fmt.Errorf("config: fido2.metadata.path: %w", err)
 		}
-		var opts metadata.LoadOptions
+		var lo metadata.LoadOptions
 		if fi.IsDir() {
-			opts.Dirs = []string{m.Path}
+			lo.Dirs = []string{m.Path}
 		} else {
-			opts.Files = []string{m.Path}
+			lo.Files = []string{m.Path}
 		}
-		if sts, err = metadata.Load(opts); err != nil {
+		if sts, err = metadata.Load(lo); err != nil {
 			return nil, fmt.Errorf("config: fido2.metadata.path: %w", err)
 		}
 	}
 	if m.BLOBFile != "" {
-		rootsPEM, err := os.ReadFile(m.BLOBRootsFile)
+		roots, err := pinnedRoots(m.BLOBRootsFile, m.BLOBRootsLabel, tok, "fido2.metadata.blob-roots")
 		if err != nil {
-			return nil, fmt.Errorf("config: fido2.metadata.blob-roots-file: %w", err)
-		}
-		roots, err := metadata.ParseAnchors(rootsPEM)
-		if err != nil {
-			return nil, fmt.Errorf("config: fido2.metadata.blob-roots-file: %w", err)
+			return nil, err
 		}
 		data, err := os.ReadFile(m.BLOBFile)
 		if err != nil {
@@ -105,11 +159,7 @@ func fido2Trust(c config.FIDO2, log interface {
 	for _, w := range set.Warnings() {
 		log.Warn("fido2 metadata warning", "warning", w.String())
 	}
-	mode := attestation.StatusEnforce
-	if m.StatusMode == "monitor" {
-		mode = attestation.StatusMonitor
-	}
-	return attestation.NewMetadataAnchors(set, attestation.MetadataAnchorsOptions{StatusMode: mode}), nil
+	return attestation.NewMetadataAnchors(set, opts), nil
 }
 
 // fido2Callers adapts callerauth to fido2.CallerAuthenticator.

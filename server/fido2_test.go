@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidoserver/hwfido/hsm/hsmtest"
 	"github.com/fidoserver/hwfido/metadata"
 	"github.com/fidoserver/hwfido/server/config"
 )
@@ -93,7 +94,7 @@ func TestFIDO2TrustFromMetadata(t *testing.T) {
 
 	c := config.FIDO2{AttestationPolicy: "enforce", Metadata: config.FIDO2Metadata{Path: stFile, BLOBFile: blobFile,
 		BLOBRootsFile: rootsFile, StatusMode: "enforce"}}
-	anchors, err := fido2Trust(c, log)
+	anchors, err := fido2Trust(c, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func TestFIDO2TrustFromMetadata(t *testing.T) {
 	}
 	// monitor accepts the revoked authenticator (and logs it).
 	c.Metadata.StatusMode = "monitor"
-	anchors, err = fido2Trust(c, log)
+	anchors, err = fido2Trust(c, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +123,76 @@ func TestFIDO2TrustFromMetadata(t *testing.T) {
 	// A BLOB that does not chain to the configured roots stops start-up, naming the key.
 	_, otherRoot := signedBLOB(t, nil)
 	c.Metadata.BLOBRootsFile = write("other.pem", otherRoot)
-	if _, err := fido2Trust(c, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-file") {
+	if _, err := fido2Trust(c, nil, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-file") {
 		t.Fatalf("BLOB under foreign roots: %v", err)
 	}
 	c.Metadata.BLOBRootsFile = rootsFile
 	c.Metadata.Path = filepath.Join(dir, "missing")
-	if _, err := fido2Trust(c, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.path") {
+	if _, err := fido2Trust(c, nil, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.path") {
 		t.Fatalf("missing statements: %v", err)
+	}
+}
+
+// TestFIDO2RootsPinnedInToken: the MDS3 BLOB's roots and the apple format's roots can be
+// pinned as certificate objects in the HSM token (a real SoftHSM token) instead of files;
+// only the certificates with the configured label count, and a label with no certificate
+// stops start-up naming the key.
+func TestFIDO2RootsPinnedInToken(t *testing.T) {
+	tok := hsmtest.NewTokenWith(t, hsmtest.Options{Quiet: true})
+	ctx := context.Background()
+	dir := t.TempDir()
+	const certified = "11111111-2222-3333-4444-555555555555"
+	entry := map[string]any{"aaguid": certified, "metadataStatement": fido2Statement(t, certified),
+		"statusReports": []map[string]any{{"status": "FIDO_CERTIFIED", "effectiveDate": "2020-01-01"}}, "timeOfLastStatusChange": "2020-01-01"}
+	blob, rootPEM := signedBLOB(t, []map[string]any{entry})
+	_, otherPEM := signedBLOB(t, nil)
+	blobFile := filepath.Join(dir, "mds3.jwt")
+	if err := os.WriteFile(blobFile, blob, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(p []byte) *x509.Certificate {
+		b, _ := pem.Decode(p)
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	mdsRoot, other := parse(rootPEM), parse(otherPEM)
+	// The right root under the label, a foreign one under another label.
+	if err := tok.ImportCertificate(ctx, "mds-root", mdsRoot); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.ImportCertificate(ctx, "apple-webauthn-root", other); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	c := config.FIDO2{AttestationPolicy: "enforce", AppleRootsLabel: "apple-webauthn-root",
+		Metadata: config.FIDO2Metadata{BLOBFile: blobFile, BLOBRootsLabel: "mds-root", StatusMode: "enforce"}}
+	anchors, err := fido2Trust(c, tok, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := metadata.ParseAAGUID(certified)
+	if a, err := anchors.FIDO2AnchorByAAGUID(ctx, g); err != nil || a == nil || len(a.Roots) == 0 {
+		t.Fatalf("BLOB entry: %+v %v", a, err)
+	}
+	a, err := anchors.FIDO2AnchorByFormat(ctx, "apple")
+	if err != nil || a == nil || len(a.Roots) != 1 || !a.Roots[0].Equal(other) {
+		t.Fatalf("apple anchor: %+v %v", a, err)
+	}
+	// The BLOB does not verify under roots pinned with another label.
+	c.Metadata.BLOBRootsLabel = "apple-webauthn-root"
+	if _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-file") {
+		t.Fatalf("BLOB under the wrong pinned roots: %v", err)
+	}
+	// A label without certificates names the key.
+	c.Metadata.BLOBRootsLabel = "no-such-label"
+	if _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-roots-label") {
+		t.Fatalf("unknown label: %v", err)
+	}
+	c.Metadata.BLOBRootsLabel, c.AppleRootsLabel = "mds-root", "missing"
+	if _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.apple-roots-label") {
+		t.Fatalf("unknown apple label: %v", err)
 	}
 }

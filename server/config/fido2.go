@@ -39,6 +39,12 @@ type FIDO2 struct {
 	AttestationPolicy string `yaml:"attestation-policy"`
 	// Metadata names the metadata attestation trust is decided with.
 	Metadata FIDO2Metadata `yaml:"metadata"`
+	// AppleRootsFile and AppleRootsLabel (at most one) name the roots of the "apple"
+	// attestation format, whose authenticators report no AAGUID and so have no metadata
+	// statement (Apple's WebAuthn root CA): a PEM/DER file, or the certificate objects
+	// with that CKA_LABEL in the HSM token. Without them apple attestations are untrusted.
+	AppleRootsFile  string `yaml:"apple-roots-file"`
+	AppleRootsLabel string `yaml:"apple-roots-label"`
 	// ConformancePaths also mounts the FIDO2 conformance API paths (/attestation/options,
 	// /attestation/result, /assertion/options, /assertion/result).
 	ConformancePaths bool `yaml:"conformance-paths"`
@@ -53,9 +59,12 @@ type FIDO2Metadata struct {
 	Path string `yaml:"path"`
 	// BLOBFile is a downloaded MDS3 BLOB (JWS) to verify and use.
 	BLOBFile string `yaml:"blob-file"`
-	// BLOBRootsFile holds the PEM or DER roots the BLOB must chain to (required with
-	// blob-file; e.g. GlobalSign Root R46 for the production MDS).
+	// BLOBRootsFile holds the PEM or DER roots the BLOB must chain to (with blob-file,
+	// this or BLOBRootsLabel; e.g. GlobalSign Root R46 for the production MDS).
 	BLOBRootsFile string `yaml:"blob-roots-file"`
+	// BLOBRootsLabel pins the BLOB's roots in the HSM token instead: the certificate
+	// objects with this CKA_LABEL (imported with fidoctl hsm import-cert).
+	BLOBRootsLabel string `yaml:"blob-roots-label"`
 	// StatusMode is what an unacceptable MDS status report (revoked, compromised, ...)
 	// does: enforce (default, refuse) or monitor (log and accept).
 	StatusMode string `yaml:"status-mode"`
@@ -144,8 +153,14 @@ func (f *FIDO2) validate() error {
 		return bad("attestation-policy", "must be none, monitor or enforce")
 	}
 	m := f.Metadata
-	if (m.BLOBFile == "") != (m.BLOBRootsFile == "") {
-		return bad("metadata", "needs both blob-file and blob-roots-file (the BLOB is verified against pinned roots)")
+	if m.BLOBRootsFile != "" && m.BLOBRootsLabel != "" {
+		return bad("metadata.blob-roots-label", "and blob-roots-file are exclusive (pin the roots in one place)")
+	}
+	if (m.BLOBFile == "") != (m.BLOBRootsFile == "" && m.BLOBRootsLabel == "") {
+		return bad("metadata", "needs both blob-file and blob-roots-file or blob-roots-label (the BLOB is verified against pinned roots)")
+	}
+	if f.AppleRootsFile != "" && f.AppleRootsLabel != "" {
+		return bad("apple-roots-label", "and apple-roots-file are exclusive")
 	}
 	if f.AttestationPolicy == "enforce" && m.Path == "" && m.BLOBFile == "" {
 		return bad("metadata", "needs path or blob-file when attestation-policy is enforce (nothing would be trusted)")

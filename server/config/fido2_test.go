@@ -51,6 +51,9 @@ func TestFIDO2ValidationNamesTheKey(t *testing.T) {
 		{"status-mode: enforce", "status-mode: warn", "fido2.metadata.status-mode"},
 		{"# blob-file: /var/lib/hwfido/mds3.jwt", "blob-file: /var/lib/hwfido/mds3.jwt", "fido2.metadata"},
 		{"path: /etc/hwfido/fido2-metadata", "path: ''\n    attestation: x", "attestation"},
+		{"# blob-file: /var/lib/hwfido/mds3.jwt", "blob-file: /var/lib/hwfido/mds3.jwt\n    blob-roots-file: /r.pem\n    blob-roots-label: r",
+			"fido2.metadata.blob-roots-label"},
+		{"# apple-roots-label: apple-webauthn-root", "apple-roots-label: a\n  apple-roots-file: /a.pem", "fido2.apple-roots-label"},
 	}
 	for _, c := range cases {
 		t.Run(c.key, func(t *testing.T) {
@@ -69,6 +72,16 @@ func TestFIDO2ValidationNamesTheKey(t *testing.T) {
 		"path: /etc/hwfido/fido2-metadata", "path: ''", 1)
 	if _, err := config.Parse([]byte(in), noEnv); err == nil || !strings.Contains(err.Error(), "fido2.metadata ") {
 		t.Fatalf("enforce without metadata: %v", err)
+	}
+}
+
+// TestFIDO2PinnedRootsInToken: a BLOB may be pinned by a token label instead of a file.
+func TestFIDO2PinnedRootsInToken(t *testing.T) {
+	in := strings.Replace(base(t), "# blob-file: /var/lib/hwfido/mds3.jwt", "blob-file: /var/lib/hwfido/mds3.jwt\n    blob-roots-label: mds3-root", 1)
+	in = strings.Replace(in, "# apple-roots-label: apple-webauthn-root", "apple-roots-label: apple-webauthn-root", 1)
+	c, err := config.Parse([]byte(in), noEnv)
+	if err != nil || c.FIDO2.Metadata.BLOBRootsLabel != "mds3-root" || c.FIDO2.AppleRootsLabel != "apple-webauthn-root" {
+		t.Fatalf("%v %+v", err, c)
 	}
 }
 
