@@ -28,10 +28,11 @@ func (s *Server) fido2Mount(callers *callerauth.Authenticator, results *resultto
 	if !c.Enabled {
 		return nil, nil
 	}
-	trust, err := fido2Trust(c, s.token, s.log)
+	trust, md, err := fido2Trust(c, s.token, s.log)
 	if err != nil {
 		return nil, err
 	}
+	s.fido2MD = md
 	svc, err := fido2.New(fido2.Config{
 		RPID: c.RPID, RPName: c.RPName, Origins: c.Origins, Algorithms: c.SignatureAlgorithms,
 		AttestationPolicy: fido2.AttestationPolicy(c.AttestationPolicy), UserVerification: c.UserVerification,
@@ -91,33 +92,46 @@ func pinnedRoots(file, label string, tok tokenCertificates, key string) ([]*x509
 	return roots, nil
 }
 
-// fido2Trust loads the FIDO2 metadata (statement files and a verified MDS3 BLOB) as
-// attestation anchors, with the pinned roots of the apple format; without any metadata
-// configured, anchors that know no authenticator (every attestation with an AAGUID is then
-// untrusted: stored as such under monitor, refused under enforce). Pinned roots come from
-// files or from certificate objects in the HSM token (tok).
+// fido2Trust builds the FIDO2 attestation anchors: the metadata of fido2Statements in a
+// catalog (returned, so that Reload can replace it) and the pinned roots of the apple
+// format. Pinned roots come from files or from certificate objects in the HSM token (tok).
 func fido2Trust(c config.FIDO2, tok tokenCertificates, log interface {
 	Warn(msg string, args ...any)
 	Info(msg string, args ...any)
-}) (*attestation.MetadataAnchors, error) {
-	m := c.Metadata
+}) (*attestation.MetadataAnchors, *metadata.Catalog, error) {
 	opts := attestation.MetadataAnchorsOptions{StatusMode: attestation.StatusEnforce}
-	if m.StatusMode == "monitor" {
+	if c.Metadata.StatusMode == "monitor" {
 		opts.StatusMode = attestation.StatusMonitor
 	}
 	apple, err := pinnedRoots(c.AppleRootsFile, c.AppleRootsLabel, tok, "fido2.apple-roots")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(apple) > 0 {
 		opts.FormatRoots = map[string][]*x509.Certificate{"apple": apple}
 		log.Info("fido2: apple attestation roots pinned", "roots", len(apple), "subject", apple[0].Subject.String())
 	}
+	set, err := fido2Statements(c, tok, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	md := metadata.NewCatalog(set)
+	return attestation.NewMetadataAnchors(md, opts), md, nil
+}
+
+// fido2Statements loads the FIDO2 metadata: statement files and an MDS3 BLOB verified
+// against its pinned roots. Without any configured, an empty set: every attestation with an
+// AAGUID is then untrusted (stored as such under monitor, refused under enforce).
+func fido2Statements(c config.FIDO2, tok tokenCertificates, log interface {
+	Warn(msg string, args ...any)
+	Info(msg string, args ...any)
+}) (*metadata.Set, error) {
+	m := c.Metadata
 	if m.Path == "" && m.BLOBFile == "" {
 		if c.AttestationPolicy != "none" {
 			log.Warn("fido2: no metadata configured; every attestation is untrusted (policy " + c.AttestationPolicy + ")")
 		}
-		return attestation.NewMetadataAnchors(metadata.NewSet(), opts), nil
+		return metadata.NewSet(), nil
 	}
 	var sts []*metadata.Statement
 	if m.Path != "" {
@@ -159,7 +173,7 @@ func fido2Trust(c config.FIDO2, tok tokenCertificates, log interface {
 	for _, w := range set.Warnings() {
 		log.Warn("fido2 metadata warning", "warning", w.String())
 	}
-	return attestation.NewMetadataAnchors(set, opts), nil
+	return set, nil
 }
 
 // fido2Callers adapts callerauth to fido2.CallerAuthenticator.

@@ -94,7 +94,7 @@ func TestFIDO2TrustFromMetadata(t *testing.T) {
 
 	c := config.FIDO2{AttestationPolicy: "enforce", Metadata: config.FIDO2Metadata{Path: stFile, BLOBFile: blobFile,
 		BLOBRootsFile: rootsFile, StatusMode: "enforce"}}
-	anchors, err := fido2Trust(c, nil, log)
+	anchors, _, err := fido2Trust(c, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestFIDO2TrustFromMetadata(t *testing.T) {
 	}
 	// monitor accepts the revoked authenticator (and logs it).
 	c.Metadata.StatusMode = "monitor"
-	anchors, err = fido2Trust(c, nil, log)
+	anchors, _, err = fido2Trust(c, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,12 +123,12 @@ func TestFIDO2TrustFromMetadata(t *testing.T) {
 	// A BLOB that does not chain to the configured roots stops start-up, naming the key.
 	_, otherRoot := signedBLOB(t, nil)
 	c.Metadata.BLOBRootsFile = write("other.pem", otherRoot)
-	if _, err := fido2Trust(c, nil, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-file") {
+	if _, _, err := fido2Trust(c, nil, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-file") {
 		t.Fatalf("BLOB under foreign roots: %v", err)
 	}
 	c.Metadata.BLOBRootsFile = rootsFile
 	c.Metadata.Path = filepath.Join(dir, "missing")
-	if _, err := fido2Trust(c, nil, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.path") {
+	if _, _, err := fido2Trust(c, nil, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.path") {
 		t.Fatalf("missing statements: %v", err)
 	}
 }
@@ -169,7 +169,7 @@ func TestFIDO2RootsPinnedInToken(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	c := config.FIDO2{AttestationPolicy: "enforce", AppleRootsLabel: "apple-webauthn-root",
 		Metadata: config.FIDO2Metadata{BLOBFile: blobFile, BLOBRootsLabel: "mds-root", StatusMode: "enforce"}}
-	anchors, err := fido2Trust(c, tok, log)
+	anchors, _, err := fido2Trust(c, tok, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,16 +183,16 @@ func TestFIDO2RootsPinnedInToken(t *testing.T) {
 	}
 	// The BLOB does not verify under roots pinned with another label.
 	c.Metadata.BLOBRootsLabel = "apple-webauthn-root"
-	if _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-file") {
+	if _, _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-file") {
 		t.Fatalf("BLOB under the wrong pinned roots: %v", err)
 	}
 	// A label without certificates names the key.
 	c.Metadata.BLOBRootsLabel = "no-such-label"
-	if _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-roots-label") {
+	if _, _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.metadata.blob-roots-label") {
 		t.Fatalf("unknown label: %v", err)
 	}
 	c.Metadata.BLOBRootsLabel, c.AppleRootsLabel = "mds-root", "missing"
-	if _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.apple-roots-label") {
+	if _, _, err := fido2Trust(c, tok, log); err == nil || !strings.Contains(err.Error(), "fido2.apple-roots-label") {
 		t.Fatalf("unknown apple label: %v", err)
 	}
 }

@@ -34,6 +34,7 @@ func (s *Server) routes() (*httpapi.API, error) {
 	for _, w := range md.Warnings() {
 		s.log.Warn("metadata warning", "warning", w)
 	}
+	s.uafMD = metadata.NewCatalog(md)
 	policies, err := policies(cfg.UAF.Policies)
 	if err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func (s *Server) routes() (*httpapi.API, error) {
 		AppID: cfg.UAF.AppID, Facets: cfg.UAF.Facets, Policies: policies, DefaultPolicy: cfg.UAF.DefaultPolicy,
 		Lifetime: cfg.UAF.RequestLifetime.D(), RecordOnlyCounters: cfg.UAF.CounterPolicy == "record",
 		Sealer: serverdata.NewSealer(s.token, hsm.ErrBadMAC, hsm.ErrUnknownKey),
-		Store:  s.db, Metadata: md, Results: results, Log: s.log.With("component", "uaf"),
+		Store:  s.db, Metadata: s.uafMD, Results: results, Log: s.log.With("component", "uaf"),
 	})
 	if err != nil {
 		return nil, err

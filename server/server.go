@@ -10,11 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fidoserver/hwfido/hsm"
+	"github.com/fidoserver/hwfido/metadata"
 	"github.com/fidoserver/hwfido/server/config"
 	"github.com/fidoserver/hwfido/server/fido2"
 	"github.com/fidoserver/hwfido/server/oob"
@@ -50,6 +53,26 @@ func Run(ctx context.Context, cfg *config.Config, version string) error {
 		return fmt.Errorf("server: listen: %w", err)
 	}
 	log.Info("hwfido-server listening", "addr", ln.Addr().String(), "version", version, "tls", cfg.Server.TLS.CertFile != "")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading keys and metadata")
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				if s.Reload(rctx) == nil {
+					log.Info("reload done")
+				}
+				cancel()
+			}
+		}
+	}()
 	return s.Serve(ctx, ln)
 }
 
@@ -63,6 +86,44 @@ type Server struct {
 	uaf     *uafsvc.Service
 	oob     *oob.Service
 	fido2   *fido2.Service // nil when fido2.enabled is false
+	// uafMD and fido2MD hold the metadata in use; Reload replaces them (fido2MD is nil
+	// when fido2.enabled is false).
+	uafMD, fido2MD *metadata.Catalog
+}
+
+// Reload re-reads what may change while the server runs, each part on its own: the HSM
+// token's keys (after `fidoctl hsm rotate` or a new key imported by another process), the
+// UAF metadata statements, and the FIDO2 metadata (statement files, a new MDS3 BLOB
+// verified against the pinned roots). A part that fails keeps what it had, and its error
+// is returned (joined with the others); requests are served throughout. Run calls it on
+// SIGHUP.
+func (s *Server) Reload(ctx context.Context) error {
+	var errs []error
+	if err := s.token.Reload(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("server: reload: hsm: %w", err))
+	}
+	if md, err := loadMetadata(s.cfg.UAF.Metadata); err != nil {
+		errs = append(errs, fmt.Errorf("server: reload: %w", err))
+	} else {
+		for _, w := range md.Warnings() {
+			s.log.Warn("metadata warning", "warning", w)
+		}
+		s.uafMD.Replace(md)
+		s.log.Info("uaf metadata reloaded", "statements", md.Len())
+	}
+	if s.fido2MD != nil {
+		if set, err := fido2Statements(s.cfg.FIDO2, s.token, s.log); err != nil {
+			errs = append(errs, fmt.Errorf("server: reload: %w", err))
+		} else {
+			s.fido2MD.Replace(set)
+			s.log.Info("fido2 metadata reloaded", "statements", set.Len())
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		s.log.Error("reload failed; the parts that failed keep their previous state", "err", err)
+	}
+	return err
 }
 
 // New opens the HSM token and the store and builds every service. On error nothing stays

@@ -125,7 +125,7 @@ func hsmRotate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.Stdout, "new active %s key: version %d kid %s label %s\n", p, k.Version, k.KID, k.Label)
-	fmt.Fprintln(e.Stdout, "running servers pick it up on reload (hsm.Token.Reload) or restart")
+	fmt.Fprintln(e.Stdout, "running servers pick it up on SIGHUP (kill -HUP <pid>) or restart")
 	return nil
 }
 

@@ -322,6 +322,34 @@ func (s *Server) Stop(tb testing.TB) {
 // Log returns what the server process wrote so far.
 func (s *Server) Log() string { return s.log.String() }
 
+// Reload sends the server SIGHUP and waits (at most 30 s) until its log reports the
+// outcome of that reload; it returns the log line ("reload done" or the failure).
+func (s *Server) Reload(tb testing.TB) string {
+	tb.Helper()
+	count := func() int {
+		l := s.log.String()
+		return strings.Count(l, "reload done") + strings.Count(l, "reload failed")
+	}
+	n := count()
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		tb.Fatalf("SIGHUP: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for count() == n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("no reload outcome in the server log within 30s:\n%s", s.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lines := strings.Split(strings.TrimSpace(s.log.String()), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "reload done") || strings.Contains(lines[i], "reload failed") {
+			return lines[i]
+		}
+	}
+	return ""
+}
+
 // CallerToken issues a caller token for user from the harness's login service.
 func (s *Server) CallerToken(tb testing.TB, user string) string {
 	tb.Helper()
