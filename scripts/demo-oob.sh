@@ -25,6 +25,8 @@
 # PINs, the password and the caller token live in 0600 files under DIR/secrets and reach the
 # programs on file descriptors or in files, never on a command line. Everything is on 127.0.0.1.
 set -euo pipefail
+# Cookie jars, result tokens and status trails written below are for the owner only.
+umask 077
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 dir=${1:?usage: scripts/demo-oob.sh DIR PORT}
@@ -214,15 +216,19 @@ if [ -z "$target" ]; then
   echo "    the device has no dispatch target; skipping the push"
 else
   echo "    dispatch target $target (created with the registration)"
-  (umask 077; "$BIN/fidoctl" caller token -key "$sec/login.key" -iss https://login.example -aud hwfido -user "$user" > "$oobdir/caller.jwt")
+  (umask 077; "$BIN/fidoctl" caller token -key "$sec/login.key" -iss https://login.example -aud hwfido -user "$user" > "$oobdir/caller.jwt"
+   printf 'Authorization: Bearer %s\n' "$(cat "$oobdir/caller.jwt")" > "$oobdir/caller.header")
   tx="Pay 42.00 EUR to ACME AG"
   ctxjson="{\\\"username\\\":\\\"$user\\\",\\\"transaction\\\":\\\"$tx\\\"}"
-  ans=$(curl -fsS -H "Authorization: Bearer $(cat "$oobdir/caller.jwt")" -H 'Content-Type: application/json' -H 'Accept: application/json' \
+  # The caller token reaches curl in a 0600 header file (-H @file), not on its command line.
+  ans=$(curl -fsS -H @"$oobdir/caller.header" -H 'Content-Type: application/json' -H 'Accept: application/json' \
     -d "{\"dispatchTargetId\":\"$target\",\"getUafRequest\":{\"op\":\"Auth\",\"context\":\"$ctxjson\"}}" \
     "$url/nevisfido/token/dispatch/authentication")
   sid=$(echo "$ans" | field sessionId)
   echo "    dispatchResult: $(echo "$ans" | field dispatchResult)"
-  curl -sS -N --max-time 60 "$url/nevisfido/status/$sid/events" > "$oobdir/push.events" &
+  # The session id opens the Status Service (and its result token): the URL goes to curl
+  # as a config on stdin, not on its command line.
+  printf 'url = "%s"\n' "$url/nevisfido/status/$sid/events" | curl -sS -N --max-time 60 -K - > "$oobdir/push.events" &
   CURL_PID=$!
   id=
   for _ in $(seq 1 100); do

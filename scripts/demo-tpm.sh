@@ -15,6 +15,7 @@
 # TPM2_Shutdown, an orderly shutdown, so no dictionary-attack try is charged at the next
 # start) and then swtpm.
 set -euo pipefail
+umask 077 # result tokens and logs written below are for the owner only
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 dir=${1:?usage: scripts/demo-tpm.sh DIR PORT}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,8 +45,20 @@ func registerOOB(t *testing.T, e *env, a *authr, user, dispatcher string, respCt
 		t.Fatalf("nma_data %v", nma)
 	}
 	if st := e.status(d.SessionID); st.Status != "tokenCreated" || st.UserID != user ||
-		st.TokenInformation == nil || st.TokenInformation.DispatcherInformation == nil {
+		st.TokenInformation == nil || st.TokenInformation.DispatcherInformation == nil ||
+		st.TokenInformation.DispatcherInformation.Name != dispatcher || st.TokenInformation.DispatcherInformation.Response != "" {
 		t.Fatalf("status after dispatch: %+v", st)
+	}
+	// The token is stored only as its hash: not in the database file nor its WAL, where
+	// the QR code or link (which carry it) would otherwise sit.
+	for _, f := range []string{e.dbPath, e.dbPath + "-wal"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte(d.Token)) || bytes.Contains(raw, []byte(d.DispatcherInformation.Response)) {
+			t.Fatalf("%s holds the clear token or the dispatcher's response", filepath.Base(f))
+		}
 	}
 	r := e.redeem("Reg", d.Token)
 	if r == nil || r.StatusCode != uaf.StatusOK || r.Op != uaf.OpReg || r.LifetimeMillis <= 0 {

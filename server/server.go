@@ -144,6 +144,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if err != nil {
 		return nil, fmt.Errorf("server: store: %w", err)
 	}
+	if mode, open := sqlite.OpenMode(cfg.Store.Path); open {
+		log.Warn("store: the database file is readable or writable by other users; chmod 600 it", "path", cfg.Store.Path, "mode", mode.String())
+	}
 	api, err := s.routes()
 	if err != nil {
 		return nil, err

@@ -220,7 +220,7 @@ func TestDeviceOutOfBandEndToEnd(t *testing.T) {
 		if err != nil || lp.ContentType != oob.ContentJOSE {
 			t.Fatalf("link %q: %v (content type %q, want application/jose)", link, err, lp.ContentType)
 		}
-		dev.mustCtl(tc.code, tc.pin, "oob", "-link", link)
+		dev.mustCtl(tc.code, tc.pin, "oob", "-link-file", dev.linkFile(link))
 		if st := deviceOOBStatus(t, s, d.SessionID); st.Status != tc.status {
 			t.Fatalf("link session: %+v, want %s", st, tc.status)
 		}

@@ -220,7 +220,7 @@ func TestDeviceOutOfBandMoreEndToEnd(t *testing.T) {
 		if st := oobMoreStatusOf(t, s, d.SessionID); st.Status != "tokenCreated" || st.UserID != "" {
 			t.Fatalf("after dispatch: %+v", st)
 		}
-		dev.mustCtl(ctlOK, pin, "oob", "-link", d.DispatcherInformation.Response)
+		dev.mustCtl(ctlOK, pin, "oob", "-link-file", dev.linkFile(d.DispatcherInformation.Response))
 		if st := oobMoreStatusOf(t, s, d.SessionID); st.Status != "succeeded" || st.UserID != user ||
 			len(st.Authenticators) != 1 || st.Authenticators[0].KeyID != key1 {
 			t.Fatalf("after the device: %+v", st)
@@ -297,7 +297,7 @@ func TestDeviceOutOfBandMoreEndToEnd(t *testing.T) {
 			t.Fatalf("link dispatch: %+v", d)
 		}
 		counter := registrations(t, s, user)[0].signCounter
-		r := dev.ctl(pin, "oob", "-link", d.DispatcherInformation.Response, "-yes")
+		r := dev.ctl(pin, "oob", "-link-file", dev.linkFile(d.DispatcherInformation.Response), "-yes")
 		if r.code == ctlOK || !strings.Contains(r.stderr, "cannot render images") {
 			t.Fatalf("image transaction: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 		}
@@ -322,7 +322,7 @@ func TestDeviceOutOfBandMoreEndToEnd(t *testing.T) {
 	caller2 := s.CallerToken(t, user2)
 	d = deviceOOBDispatch(t, s, "registration", caller2, map[string]any{"dispatcher": "link",
 		"getUafRequest": deviceGetUAF("Reg", ctxJSON(map[string]any{"username": user2}))})
-	dev.mustCtl(ctlOK, pin, "oob", "-link", d.DispatcherInformation.Response, "-no-target")
+	dev.mustCtl(ctlOK, pin, "oob", "-link-file", dev.linkFile(d.DispatcherInformation.Response), "-no-target")
 	if st := oobMoreStatusOf(t, s, d.SessionID); st.Status != "succeeded" {
 		t.Fatalf("second registration: %+v", st)
 	}

@@ -45,6 +45,7 @@ type device struct {
 	socket   string
 	facetID  string
 	maxTries uint32
+	links    int // link files written (linkFile)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -199,6 +200,14 @@ func (d *device) secretFile(name, value string) string {
 		d.t.Fatal(err)
 	}
 	return p
+}
+
+// linkFile writes an out-of-band link to a 0600 file for `authenticatorctl oob -link-file`
+// (a link may carry the token in clear, so it never goes on a command line).
+func (d *device) linkFile(link string) string {
+	d.t.Helper()
+	d.links++
+	return d.secretFile(fmt.Sprintf("link-%d", d.links), link)
 }
 
 // ctlResult is one authenticatorctl run.

@@ -27,27 +27,29 @@ func init() {
 // maxPayloadFile bounds -payload-file.
 const maxPayloadFile = 2 * oob.MaxPayload
 
-// cmdOOB: oob -qr FILE | -link URL | -payload-file F [-pin-fd N] [-yes|-reject] [-target-name N | -no-target].
+// cmdOOB: oob -qr FILE | -link-file F | -payload-file F [-pin-fd N] [-yes|-reject] [-target-name N | -no-target].
 // The QR code is decoded here, in the unprivileged CLI, as the camera app
 // would; the daemon gets only the text and parses it again strictly.
 func cmdOOB(ctx context.Context, c *localclient.Client, e *ioEnv, args []string) int {
 	fs := flag.NewFlagSet("authenticatorctl oob", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	qr := fs.String("qr", "", "PNG image with the QR code")
-	link := fs.String("link", "", "dispatchTokenResponse link")
+	// The link is read from a file, never taken as an argument: a link without a target
+	// key carries the token in clear, and a command line is readable by every local user.
+	linkFile := fs.String("link-file", "", "file holding the dispatchTokenResponse link")
 	payloadFile := fs.String("payload-file", "", "file with a push payload JSON")
 	d := decisionFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	n := 0
-	for _, s := range []string{*qr, *link, *payloadFile} {
+	for _, s := range []string{*qr, *linkFile, *payloadFile} {
 		if s != "" {
 			n++
 		}
 	}
 	if n != 1 || fs.NArg() != 0 {
-		return errorf(e, exitUsage, "exactly one of -qr, -link, -payload-file is required")
+		return errorf(e, exitUsage, "exactly one of -qr, -link-file, -payload-file is required")
 	}
 	var in localapi.OOBBeginRequest
 	switch {
@@ -62,8 +64,12 @@ func cmdOOB(ctx context.Context, c *localclient.Client, e *ioEnv, args []string)
 			return errorf(e, exitErr, "%v", err)
 		}
 		in.QRText = text
-	case *link != "":
-		in.Link = *link
+	case *linkFile != "":
+		b, err := readSmallFile(*linkFile, maxPayloadFile)
+		if err != nil {
+			return errorf(e, exitErr, "%v", err)
+		}
+		in.Link = strings.TrimSpace(string(b))
 	default:
 		b, err := readSmallFile(*payloadFile, maxPayloadFile)
 		if err != nil {

@@ -139,13 +139,21 @@ func TestCLIOutOfBand(t *testing.T) {
 	// Encrypted link, wrong PIN: ACCESS_DENIED exit code.
 	tok, _ = srv.CreateToken(uaf.OpAuth, "carol", "")
 	link := srv.Link(srv.Payload(uaf.OpAuth, tok, id, nil))
-	if code, out, errs := ctl(t, sock, "1111\n", "oob", "-link", link); code != exitDenied {
+	linkFile := filepath.Join(t.TempDir(), "link")
+	if err := os.WriteFile(linkFile, []byte(link+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badLink := filepath.Join(t.TempDir(), "bad-link")
+	if err := os.WriteFile(badLink, []byte("https://x.example/?dispatchTokenResponse=e30"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := ctl(t, sock, "1111\n", "oob", "-link-file", linkFile); code != exitDenied {
 		t.Fatalf("wrong PIN: exit %d\n%s\n%s", code, out, errs)
 	}
-	if code, _, _ := ctl(t, sock, "", "oob", "-link", "https://x.example/?dispatchTokenResponse=e30"); code != exitErr {
+	if code, _, _ := ctl(t, sock, "", "oob", "-link-file", badLink); code != exitErr {
 		t.Fatalf("bad link: exit %d", code)
 	}
-	if code, _, _ := ctl(t, sock, "", "oob", "-qr", png, "-link", link); code != exitUsage {
+	if code, _, _ := ctl(t, sock, "", "oob", "-qr", png, "-link-file", linkFile); code != exitUsage {
 		t.Fatalf("two sources: exit %d", code)
 	}
 

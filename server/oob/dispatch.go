@@ -156,6 +156,9 @@ type QRLink struct {
 // Name implements Dispatcher.
 func (q *QRLink) Name() string { return q.Kind }
 
+// carriesPayload reports that the dispatcher's response is the payload (and so the token).
+func (q *QRLink) carriesPayload() bool { return true }
+
 // NeedsTarget implements Dispatcher.
 func (q *QRLink) NeedsTarget() bool { return false }
 

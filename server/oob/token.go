@@ -273,7 +273,14 @@ func (s *Service) Dispatch(ctx context.Context, op uaf.Operation, body []byte, c
 		resp.DispatchResult = ResultDispatched
 		resp.DispatcherInformation.Response = out
 	}
-	if err := s.o.Store.SetOOBDispatch(ctx, sid, name, resp.DispatcherInformation.Response, ext); err != nil {
+	// A QR code or link is the payload itself — with a clear token unless it is encrypted to
+	// a target — and the store keeps tokens only as hashes: the Status Service then names
+	// the dispatcher without its response (the caller got it in this answer).
+	stored := resp.DispatcherInformation.Response
+	if c, ok := d.(interface{ carriesPayload() bool }); ok && c.carriesPayload() {
+		stored = ""
+	}
+	if err := s.o.Store.SetOOBDispatch(ctx, sid, name, stored, ext); err != nil {
 		s.log.Error("recording the dispatch failed", "session", logID(sid), "err", err)
 	}
 	s.log.Info("audit: oob token dispatched", "op", string(op), "user", user, "session", logID(sid), "dispatcher", name,

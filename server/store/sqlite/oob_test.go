@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/fidoserver/hwfido/server/oob/record"
 	"github.com/fidoserver/hwfido/server/store"
+	"github.com/fidoserver/hwfido/server/store/sqlite"
 )
 
 func newOOBSession(t *testing.T, db interface {
@@ -282,5 +284,35 @@ func TestOOBRedeemLeavesSession(t *testing.T) {
 	}
 	if s, _ := db.OOBSession(ctx, "a1"); s.TokenResult != record.TokenRedeemed {
 		t.Fatalf("token result lost: %+v", s)
+	}
+}
+
+// TestDatabaseFileMode: a new database (and its WAL and shared-memory files) is readable by
+// the owner only, whatever the umask.
+func TestDatabaseFileMode(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fido.db")
+	db := open(t, p)
+	ctx := context.Background()
+	newOOBSession(t, db, "m1", "Auth", "tok", time.Now(), time.Minute) // a write: the WAL exists
+	if _, err := db.OOBSession(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{p, p + "-wal", p + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+	if _, open := sqlite.OpenMode(p); open {
+		t.Fatal("OpenMode reports an owner-only file as open")
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if mode, open := sqlite.OpenMode(p); !open || mode != 0o644 {
+		t.Fatalf("OpenMode(0644) = %v %v", mode, open)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,14 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// The database holds users, credentials and live session state: it is created readable
+	// by the owner only (SQLite gives its -wal and -shm files the database file's mode). An
+	// existing file keeps its mode; one that others may read is reported by OpenMode.
+	if f, err := os.OpenFile(opts.Path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("sqlite: create: %w", err)
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_foreign_keys", "on")
@@ -103,6 +112,16 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		}
 	}
 	return db, nil
+}
+
+// OpenMode reports whether the database file at path can be read or written by users other
+// than its owner (mode bits of group or others set), for a start-up warning.
+func OpenMode(path string) (os.FileMode, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	return fi.Mode().Perm(), fi.Mode().Perm()&0o077 != 0
 }
 
 // Close closes the prepared statements and both pools.
