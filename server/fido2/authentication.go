@@ -189,21 +189,10 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 	// go-webauthn only flags a counter that did not increase (cred.Authenticator.CloneWarning);
 	// the store refuses it atomically with recording the session (store.ErrCounter), after
 	// a replay of the session has been told apart.
+	// The result token is signed first: an HSM outage then leaves the ceremony open (the
+	// client may retry) instead of recorded as succeeded without a token. A token whose
+	// commit fails below is discarded.
 	now := s.now().UTC()
-	err = s.deps.Store.FinishFIDO2Authentication(ctx, p.sess, row.CredentialID, record.CounterUpdate{
-		CredentialRowID: row.ID, SignCount: parsed.Response.AuthenticatorData.Counter, Flags: flagsOf(cred.Flags),
-		UsedAt: now,
-	})
-	switch {
-	case errors.Is(err, store.ErrReplay):
-		return nil, replayed(err)
-	case errors.Is(err, store.ErrCounter):
-		return nil, s.counterRefused(ctx, wu, row, parsed.Response.AuthenticatorData.Counter)
-	case errors.Is(err, store.ErrNotFound):
-		return nil, badRequest("credential was deleted", err)
-	case err != nil:
-		return nil, err
-	}
 	credID := b64(cred.ID)
 	claims := map[string]any{
 		"iss":            s.cfg.TokenIssuer,
@@ -224,6 +213,20 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 	token, err := s.deps.Signer.SignResult(ctx, claims)
 	if err != nil {
 		return nil, fmt.Errorf("fido2: sign result: %w", err)
+	}
+	err = s.deps.Store.FinishFIDO2Authentication(ctx, p.sess, row.CredentialID, record.CounterUpdate{
+		CredentialRowID: row.ID, SignCount: parsed.Response.AuthenticatorData.Counter, Flags: flagsOf(cred.Flags),
+		UsedAt: now,
+	})
+	switch {
+	case errors.Is(err, store.ErrReplay):
+		return nil, replayed(err)
+	case errors.Is(err, store.ErrCounter):
+		return nil, s.counterRefused(ctx, wu, row, parsed.Response.AuthenticatorData.Counter)
+	case errors.Is(err, store.ErrNotFound):
+		return nil, badRequest("credential was deleted", err)
+	case err != nil:
+		return nil, err
 	}
 	s.log.Info("fido2 audit: authenticated", "user", wu.user.Username, "session", p.sess.ID, "uv", cred.Flags.UserVerified)
 	return authenticationResult{

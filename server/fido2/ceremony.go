@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -138,16 +139,15 @@ func (p *pending) bindUser(wu *waUser) {
 }
 
 // fail records that the ceremony failed and returns err. A session that was already
-// finished (a lost replay race) keeps its outcome.
+// finished (a lost replay race) keeps its outcome. Only a refusal of the client's result
+// (a 4xx) ends the ceremony: an error of the server or a dependency (HSM, store) leaves the
+// session open, so the client may send its result again once the outage is over.
 func (s *Service) fail(ctx context.Context, p *pending, err error) error {
-	msg := "failed"
 	var fe *Error
-	if errors.As(err, &fe) {
-		msg = fe.Msg
-	}
-	if errors.Is(err, store.ErrReplay) {
+	if !errors.As(err, &fe) || fe.Code >= http.StatusInternalServerError || errors.Is(err, store.ErrReplay) {
 		return err
 	}
+	msg := fe.Msg
 	ferr := s.deps.Store.FailFIDO2Session(context.WithoutCancel(ctx), p.sess, msg, s.now())
 	if ferr != nil && !errors.Is(ferr, store.ErrReplay) {
 		s.log.Error("fido2: mark session failed", "session", p.sess.ID, "err", ferr)
