@@ -34,6 +34,7 @@ type Store interface {
 	OOBSession(ctx context.Context, id string) (*record.Session, error)
 	OOBSessionByHandle(ctx context.Context, handle string) (*record.Session, error)
 	UpdateOOBSession(ctx context.Context, key string, u record.SessionUpdate) (string, error)
+	ReleaseOOBToken(ctx context.Context, hash []byte) (string, error)
 	// OOBSessionSeq and OOBSessionsChanged let one poller per process find the sessions
 	// other processes changed (see statusPoller).
 	OOBSessionSeq(ctx context.Context) (int64, error)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/fidoserver/hwfido/server/callerauth"
@@ -336,8 +337,17 @@ func (s *Service) Redeem(ctx context.Context, op uaf.Operation, body []byte) (*u
 	// and the id opens the Status Service (with the result token).
 	r, err := s.uaf.SessionRequest(ctx, op, t.Context, t.Handle)
 	if err != nil {
-		s.finish(ctx, t.SessionID, record.SessionUpdate{Status: record.StatusFailed, TokenResult: record.TokenRedeemed,
-			UAFStatusCode: int(uaf.StatusInternalServerError)})
+		// The request could not be built (HSM or store outage): the redemption is undone,
+		// so the device can redeem the token again once the server has recovered.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if sid, rerr := s.o.Store.ReleaseOOBToken(rctx, h[:]); rerr != nil {
+			s.log.Error("oob token release failed", "session", logID(t.SessionID), "err", rerr)
+			s.finish(ctx, t.SessionID, record.SessionUpdate{Status: record.StatusFailed, TokenResult: record.TokenRedeemed,
+				UAFStatusCode: int(uaf.StatusInternalServerError)})
+		} else if sid != "" {
+			s.watchers.notify(sid)
+		}
 		return nil, err
 	}
 	switch {

@@ -196,6 +196,35 @@ func (db *DB) RedeemOOBToken(ctx context.Context, hash []byte, op string, now ti
 	return &t, nil
 }
 
+// ReleaseOOBToken undoes the redemption of the token with that hash, for a redeem whose
+// request could not be built (an HSM or store outage): the token may be redeemed again
+// until it expires, and its session, unless it ended meanwhile, is back to tokenCreated.
+// It returns the session id ("" when the token is unknown or not redeemed).
+func (db *DB) ReleaseOOBToken(ctx context.Context, hash []byte) (string, error) {
+	var sid string
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE oob_tokens SET redeemed_at = NULL
+			WHERE hash = ? AND redeemed_at IS NOT NULL RETURNING session_id`, hash).Scan(&sid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: release token: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE oob_sessions SET status = ?, token_result = '', updated_at = ?, seq = `+oobNextSeq+`
+			WHERE id = ? AND status IN (?, ?, ?)`, record.StatusTokenCreated, ms(db.now()), sid,
+			record.StatusTokenCreated, record.StatusClientRegistering, record.StatusClientAuthenticating)
+		if err != nil {
+			return fmt.Errorf("sqlite: release token: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return sid, nil
+}
+
 // OOBSession returns the session with that id or store.ErrNotFound.
 func (db *DB) OOBSession(ctx context.Context, id string) (*record.Session, error) {
 	return db.oobSession(ctx, sqlOOBSessionByID, id)
