@@ -25,6 +25,10 @@ const (
 // foreign pending operation or dispatch target (answered 404).
 var ErrNotFound = errors.New("localapi: not found")
 
+// ErrTooMany is returned by an OOB implementation when too many operations are pending
+// (for the caller or in all); the API answers 429.
+var ErrTooMany = errors.New("too many pending out-of-band operations")
+
 // OOB is the out-of-band service behind the /v1/oob routes. Every call is
 // for the socket peer's uid: a uid sees only its own operations and
 // targets.
@@ -153,6 +157,8 @@ func oobErr(err error) error {
 		return herr(http.StatusBadRequest, err.Error(), nil)
 	case errors.Is(err, ErrNotFound):
 		return herr(http.StatusNotFound, err.Error(), nil)
+	case errors.Is(err, ErrTooMany):
+		return herr(http.StatusTooManyRequests, err.Error(), nil)
 	}
 	return clientErr(err)
 }

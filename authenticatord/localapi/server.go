@@ -274,15 +274,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, fn func(http.Resp
 // decode reads a JSON body strictly (unknown fields and trailing data refused).
 func decode(r *http.Request, v any) error {
 	b, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return herr(http.StatusRequestEntityTooLarge, "body too large", nil)
+	}
 	if err != nil {
-		return herr(http.StatusRequestEntityTooLarge, "body too large or unreadable", nil)
+		return herr(http.StatusBadRequest, "body unreadable", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return herr(http.StatusBadRequest, "bad JSON body: "+err.Error(), nil)
 	}
-	if dec.More() {
+	// Anything after the value — another value or a stray '}' — is refused.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return herr(http.StatusBadRequest, "trailing data after JSON body", nil)
 	}
 	return nil

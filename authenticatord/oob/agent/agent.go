@@ -84,6 +84,10 @@ type Agent struct {
 
 	mu      sync.Mutex
 	pending map[string]*pending
+	// reserved counts the operations being started (redeem in flight), per user and in
+	// all, so that a slot checked before the redeem is still free after it.
+	reserved      map[uint32]int
+	reservedTotal int
 	streams map[string]*streamState // by target id
 	wake    chan struct{}           // a target was added or removed
 }
@@ -132,7 +136,7 @@ func New(o Options) (*Agent, error) {
 		o.Now = time.Now
 	}
 	a := &Agent{o: o, log: o.Logger, audit: o.Audit, store: &store{dir: o.StateDir + "/oob"},
-		pending: map[string]*pending{}, streams: map[string]*streamState{}, wake: make(chan struct{}, 1)}
+		pending: map[string]*pending{}, reserved: map[uint32]int{}, streams: map[string]*streamState{}, wake: make(chan struct{}, 1)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -253,12 +257,26 @@ func (a *Agent) open(uid uint32, p *oob.Payload, wantKID string) (*oob.RedeemDat
 // start redeems the token and keeps the operation pending; Dereg is
 // applied at once.
 func (a *Agent) start(ctx context.Context, uid uint32, src, targetID string, rd *oob.RedeemData) (*localapi.OOBPending, error) {
+	// A slot is reserved before the token is redeemed at the server: once redeemed, the
+	// token cannot be given back, so the operation must not be refused afterwards.
 	a.mu.Lock()
 	err := a.roomLocked(uid)
+	if err == nil {
+		a.reserved[uid]++
+		a.reservedTotal++
+	}
 	a.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		a.mu.Lock()
+		if a.reserved[uid]--; a.reserved[uid] == 0 {
+			delete(a.reserved, uid)
+		}
+		a.reservedTotal--
+		a.mu.Unlock()
+	}()
 	b := boundTo(a.o.Authenticator, uid)
 	st := &opState{redeemURL: rd.RedeemURL, token: rd.Token}
 	pr, err := a.client.Fetch(withOp(ctx, st), b, uafclient.FetchOptions{Server: rd.Server, Op: rd.Op})
@@ -288,9 +306,6 @@ func (a *Agent) start(ctx context.Context, uid uint32, src, targetID string, rd 
 	info.ID, info.Expires = id, a.o.Now().Add(ttl).UTC()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.roomLocked(uid); err != nil {
-		return nil, err
-	}
 	a.pending[id] = &pending{info: info, uid: uid, rd: rd, pr: pr, expires: info.Expires}
 	a.log.Info("out-of-band operation pending", "uid", uid, "op", string(pr.Op), "appID", pr.AppID, "source", src, "id", id)
 	return &info, nil
@@ -307,20 +322,20 @@ func pendingID() (string, error) {
 }
 
 // ErrTooMany is returned when the pending operations reach MaxPending or
-// MaxPendingPerUser.
-var ErrTooMany = errors.New("agent: too many pending out-of-band operations")
+// MaxPendingPerUser (the local API answers 429).
+var ErrTooMany = localapi.ErrTooMany
 
 // roomLocked drops expired operations and checks the bounds. The caller
 // holds a.mu.
 func (a *Agent) roomLocked(uid uint32) error {
 	a.expireLocked()
-	n := 0
+	n := a.reserved[uid]
 	for _, p := range a.pending {
 		if p.uid == uid {
 			n++
 		}
 	}
-	if len(a.pending) >= a.o.MaxPending || n >= a.o.MaxPendingPerUser {
+	if len(a.pending)+a.reservedTotal >= a.o.MaxPending || n >= a.o.MaxPendingPerUser {
 		return ErrTooMany
 	}
 	return nil
