@@ -30,6 +30,8 @@ type API struct {
 	OOB OOBService
 	// Mounts lets other services (FIDO2, out-of-band) add their routes.
 	Mounts []func(r *mux.Router)
+
+	statusStreams streamLimiter
 }
 
 // Router returns the handler of every route.

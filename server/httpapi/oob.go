@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -39,6 +40,43 @@ const (
 	sseMaxLifetime = 10 * time.Minute
 	sseHeartbeat   = 15 * time.Second
 )
+
+// Status streams are anonymous (the session id is the credential) and each holds a
+// connection, goroutines and ≈ 40 KB while open: at most maxStatusStreamsPerSession per
+// session and maxStatusStreams in the process; beyond that 429.
+const (
+	maxStatusStreamsPerSession = 8
+	maxStatusStreams           = 4096
+)
+
+// streamLimiter counts the open status streams.
+type streamLimiter struct {
+	mu    sync.Mutex
+	total int
+	per   map[string]int
+}
+
+// acquire reserves a stream for session id; release must be called when it ends.
+func (l *streamLimiter) acquire(id string) (release func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.per == nil {
+		l.per = map[string]int{}
+	}
+	if l.total >= maxStatusStreams || l.per[id] >= maxStatusStreamsPerSession {
+		return nil, false
+	}
+	l.total++
+	l.per[id]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.total--
+		if l.per[id]--; l.per[id] == 0 {
+			delete(l.per, id)
+		}
+	}, true
+}
 
 type route func(string, func(http.ResponseWriter, *http.Request) error, ...string)
 
@@ -241,6 +279,11 @@ func (a *API) oobStatusEvents(w http.ResponseWriter, r *http.Request) error {
 	if id == "" || len(id) > 128 {
 		return Errorf(http.StatusBadRequest, "bad session id", nil)
 	}
+	release, ok := a.statusStreams.acquire(id)
+	if !ok {
+		return Errorf(http.StatusTooManyRequests, "too many open status streams", nil)
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), sseMaxLifetime)
 	defer cancel()
 	rc, err := startSSE(w)
