@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -177,15 +179,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // ?username=&id=), the conformance paths when [Config.ConformancePaths] is set and the
 // demo page when [Config.Demo] is set.
 func (s *Service) Register(r *mux.Router) {
-	for _, prefix := range s.prefixes() {
-		r.Handle(prefix+"/attestation/options", s.handler(s.attestationOptions)).Methods(http.MethodPost)
-		r.Handle(prefix+"/attestation/result", s.handler(s.attestationResult)).Methods(http.MethodPost)
-		r.Handle(prefix+"/assertion/options", s.handler(s.assertionOptions)).Methods(http.MethodPost)
-		r.Handle(prefix+"/assertion/result", s.handler(s.assertionResult)).Methods(http.MethodPost)
+	// Every path is served with and without a trailing slash, like the UAF paths.
+	both := func(path string, h http.Handler, method string) {
+		r.Handle(path, h).Methods(method)
+		r.Handle(path+"/", h).Methods(method)
 	}
-	r.Handle("/nevisfido/fido2/status", s.handler(s.status)).Methods(http.MethodPost)
-	r.Handle("/nevisfido/fido2/credentials", s.handler(s.listCredentials)).Methods(http.MethodGet)
-	r.Handle("/nevisfido/fido2/credentials", s.handler(s.deleteCredential)).Methods(http.MethodDelete)
+	for _, prefix := range s.prefixes() {
+		both(prefix+"/attestation/options", s.handler(s.attestationOptions), http.MethodPost)
+		both(prefix+"/attestation/result", s.handler(s.attestationResult), http.MethodPost)
+		both(prefix+"/assertion/options", s.handler(s.assertionOptions), http.MethodPost)
+		both(prefix+"/assertion/result", s.handler(s.assertionResult), http.MethodPost)
+	}
+	both("/nevisfido/fido2/status", s.handler(s.status), http.MethodPost)
+	both("/nevisfido/fido2/credentials", s.handler(s.listCredentials), http.MethodGet)
+	both("/nevisfido/fido2/credentials", s.handler(s.deleteCredential), http.MethodDelete)
 	if s.cfg.Demo {
 		r.PathPrefix("/nevisfido/fido2/demo/").Handler(demoHandler())
 	}
@@ -269,13 +276,30 @@ func verifyError(what string, err error) *Error {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
 
+// isJSON reports whether a request Content-Type is application/json (any parameters; the
+// charset, when named, UTF-8).
+func isJSON(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8")
+}
+
 // handler adapts h: it limits the body, renders the value or the error as JSON and logs
 // one event per request.
 func (s *Service) handler(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-		v, err := h(w, r)
+		var v any
+		var err error
+		if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+			err = &Error{Code: http.StatusUnsupportedMediaType, Msg: "Content-Type must be application/json"}
+		} else {
+			v, err = h(w, r)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		code := http.StatusOK

@@ -46,6 +46,7 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
 	}
 	if h.Status != "ok" {
 		w.Header().Set("Content-Type", TypeJSON)
+		w.Header().Set("Cache-Control", "no-store") // headers set after WriteHeader are lost
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	return writeJSON(w, TypeJSON, h)

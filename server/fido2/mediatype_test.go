@@ -1,0 +1,22 @@
+package fido2_test
+
+import "testing"
+
+// TestMediaTypeAndSlash: the JSON endpoints refuse other content types with 415 (and
+// the conformance error shape) and answer with and without a trailing slash.
+func TestMediaTypeAndSlash(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", ""} {
+		code, r := e.post("/nevisfido/fido2/assertion/options", map[string]any{"username": ""}, map[string]string{"Content-Type": ct})
+		if code != 415 || r["status"] != "failed" || r["errorMessage"] == "" {
+			t.Errorf("Content-Type %q: %d %v, want 415", ct, code, r)
+		}
+	}
+	if code, r := e.post("/nevisfido/fido2/assertion/options", map[string]any{"username": ""},
+		map[string]string{"Content-Type": "application/json; charset=UTF-8"}); code != 200 {
+		t.Errorf("application/json; charset=UTF-8: %d %v", code, r)
+	}
+	if code, r := e.post("/nevisfido/fido2/assertion/options/", map[string]any{"username": ""}, nil); code != 200 || r["challenge"] == nil {
+		t.Errorf("trailing slash: %d %v", code, r)
+	}
+}
