@@ -1,6 +1,9 @@
 package fido2_test
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestMediaTypeAndSlash: the JSON endpoints refuse other content types with 415 (and
 // the conformance error shape) and answer with and without a trailing slash.
@@ -18,5 +21,20 @@ func TestMediaTypeAndSlash(t *testing.T) {
 	}
 	if code, r := e.post("/nevisfido/fido2/assertion/options/", map[string]any{"username": ""}, nil); code != 200 || r["challenge"] == nil {
 		t.Errorf("trailing slash: %d %v", code, r)
+	}
+}
+
+// TestExtensionsBounded: an options request's extensions object (stored with the ceremony
+// when it cannot be sealed into the challenge) is bounded: 400 and no session beyond 2 KiB.
+func TestExtensionsBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	big := map[string]any{"example.extension": strings.Repeat("x", 4096)}
+	code, r := e.post("/nevisfido/fido2/assertion/options", map[string]any{"username": "", "extensions": big}, nil)
+	if code != 400 || r["status"] != "failed" || r["fido2SessionId"] != nil {
+		t.Fatalf("large extensions: %d %v", code, r)
+	}
+	small := map[string]any{"example.extension": "x"}
+	if code, r := e.post("/nevisfido/fido2/assertion/options", map[string]any{"username": "", "extensions": small}, nil); code != 200 {
+		t.Fatalf("small extensions: %d %v", code, r)
 	}
 }

@@ -65,11 +65,20 @@ func optionsResponse(options any, sessionID string) (json.RawMessage, error) {
 	return append(out, b[1:]...), nil
 }
 
+// maxExtensionBytes bounds the extensions object of an options request.
+const maxExtensionBytes = 2048
+
 // extensionOptions maps requested extension inputs to go-webauthn options so that the
 // outputs count as solicited and the inputs are echoed in the options.
 func extensionOptions(raw json.RawMessage, ceremony protocol.CeremonyType) ([]webauthn.ExtensionOption, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
+	}
+	// Extension inputs other than the common booleans are stored with the ceremony (they
+	// do not fit a sealed challenge), also for anonymous callers: bounded so that options
+	// calls cannot fill the store.
+	if len(raw) > maxExtensionBytes {
+		return nil, badRequest(fmt.Sprintf("extensions larger than %d bytes", maxExtensionBytes), nil)
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
