@@ -60,6 +60,8 @@ type App struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// followed holds a slot per operation followed (at most maxFollowed).
+	followed chan struct{}
 }
 
 // New returns an App. Call [App.Close] to stop the operations it follows.
@@ -102,7 +104,7 @@ func New(o Options) (*App, error) {
 		verifier: &Verifier{Client: fc, Issuer: cfg.ResultToken.Issuer, Audience: cfg.ResultToken.Audience},
 		sessions: newSessions(pub.Scheme == "https"),
 		page:     page, static: http.StripPrefix("/static/", http.FileServer(http.FS(sub))),
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, followed: make(chan struct{}, maxFollowed),
 	}, nil
 }
 
@@ -419,6 +421,24 @@ func (a *App) start(w http.ResponseWriter, r *http.Request, ss *session, kind, u
 func (a *App) startKey(w http.ResponseWriter, r *http.Request, ss *session, kind, user, tx string, key Key, reqs ...DispatchRequest) error {
 	op := map[string]string{"registration": "registration", "payment": "authentication",
 		"login": "authentication", "deregistration": "deregistration"}[kind]
+	// Room is reserved before the dispatch: once the server has created the token (and
+	// perhaps pushed it to the phone), the operation must not be refused.
+	select {
+	case a.followed <- struct{}{}:
+	default:
+		return errorf(http.StatusTooManyRequests, "too many operations in progress", nil)
+	}
+	if !a.sessions.reserveOp(ss) {
+		<-a.followed
+		return errorf(http.StatusTooManyRequests, "too many operations in progress", nil)
+	}
+	started := false
+	defer func() {
+		if !started {
+			a.sessions.releaseOp(ss)
+			<-a.followed
+		}
+	}()
 	var (
 		res *DispatchResponse
 		via string
@@ -451,12 +471,14 @@ func (a *App) startKey(w http.ResponseWriter, r *http.Request, ss *session, kind
 	}
 	o := newOperation(kind, user, res.SessionID, tx, via)
 	o.Key = key
-	if !a.sessions.addOp(ss, o) {
-		return errorf(http.StatusTooManyRequests, "too many operations in progress", nil)
-	}
+	a.sessions.addOp(ss, o)
+	started = true
 	out.Op = o.ID
 	a.wg.Add(1)
-	go a.follow(o)
+	go func() {
+		defer func() { <-a.followed }()
+		a.follow(o)
+	}()
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

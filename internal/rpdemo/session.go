@@ -15,6 +15,9 @@ const (
 	sessionIdle    = 30 * time.Minute
 	maxSessions    = 10000
 	maxOpsPerUser  = 16
+	// maxFollowed bounds the operations the app follows at once (one server status stream
+	// and goroutine each), over all sessions.
+	maxFollowed = 1024
 	csrfHeader     = "X-CSRF-Token"
 	csrfFormField  = "csrf"
 	randomIDLength = 32
@@ -38,6 +41,8 @@ type session struct {
 	ops      map[string]*operation
 	// device is the key a phone login proved (the phone to remove at deregistration).
 	device Key
+	// reserved counts operations being dispatched (reserveOp, not yet added).
+	reserved int
 }
 
 // sessions is the in-memory session store. It is safe for concurrent use.
@@ -125,21 +130,39 @@ func (s *sessions) user(ss *session) string {
 }
 
 // addOp records op in ss, refusing when the session has too many.
-func (s *sessions) addOp(ss *session, op *operation) bool {
+// reserveOp reserves room for one more operation of ss, before it is dispatched (a
+// dispatched operation must not be refused afterwards); addOp or releaseOp ends the
+// reservation. It reports false when ss has maxOpsPerUser operations in progress.
+func (s *sessions) reserveOp(ss *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(ss.ops) >= maxOpsPerUser {
+	if len(ss.ops)+ss.reserved >= maxOpsPerUser {
 		for id, o := range ss.ops {
 			if o.snapshot().Final {
 				delete(ss.ops, id)
 			}
 		}
 	}
-	if len(ss.ops) >= maxOpsPerUser {
+	if len(ss.ops)+ss.reserved >= maxOpsPerUser {
 		return false
 	}
-	ss.ops[op.ID] = op
+	ss.reserved++
 	return true
+}
+
+// releaseOp ends a reservation that was not used.
+func (s *sessions) releaseOp(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.reserved--
+}
+
+// addOp adds op to ss in place of a reservation.
+func (s *sessions) addOp(ss *session, op *operation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.reserved--
+	ss.ops[op.ID] = op
 }
 
 // setDevice records the key a phone login of ss proved.

@@ -218,6 +218,9 @@ func TestSessionDevice(t *testing.T) {
 	add := func(aaid, keyID string, verified bool) {
 		o := newOperation("payment", "alice", "sid", "", "qr")
 		o.update(func(st *OpState) { st.Final, st.Verified, st.AAID, st.KeyID = true, verified, aaid, keyID })
+		if !s.reserveOp(ss) {
+			t.Fatal("no room")
+		}
 		s.addOp(ss, o)
 	}
 	add("FFFF#0001", "k1", false)
@@ -236,5 +239,37 @@ func TestSessionDevice(t *testing.T) {
 	s.setDevice(ss, Key{AAID: "FFFF#0002", KeyID: "k3"})
 	if k := s.device(ss); k != (Key{AAID: "FFFF#0002", KeyID: "k3"}) {
 		t.Fatalf("phone login key: %+v", k)
+	}
+}
+
+// TestReserveOp: a session has room for maxOpsPerUser operations, counting those being
+// dispatched; finished operations make room, a released reservation gives it back.
+func TestReserveOp(t *testing.T) {
+	s := newSessions(false)
+	ss := s.create(httptest.NewRecorder(), "alice", nil)
+	var ops []*operation
+	for i := range maxOpsPerUser {
+		if !s.reserveOp(ss) {
+			t.Fatalf("reservation %d refused", i+1)
+		}
+		if i%2 == 0 { // half are added, half stay reserved (dispatch in flight)
+			o := newOperation("payment", "alice", "sid", "", "qr")
+			s.addOp(ss, o)
+			ops = append(ops, o)
+		}
+	}
+	if s.reserveOp(ss) {
+		t.Fatal("reservation beyond the limit (with dispatches in flight) accepted")
+	}
+	s.releaseOp(ss)
+	if !s.reserveOp(ss) {
+		t.Fatal("a released reservation did not make room")
+	}
+	if s.reserveOp(ss) {
+		t.Fatal("reservation beyond the limit accepted")
+	}
+	ops[0].update(func(st *OpState) { st.Final = true })
+	if !s.reserveOp(ss) {
+		t.Fatal("a finished operation did not make room")
 	}
 }
