@@ -94,7 +94,8 @@ func callerAuthenticator(c config.CallerAuth) (*callerauth.Authenticator, error)
 		if err != nil {
 			return nil, fmt.Errorf("config: caller-auth.tokens[%d].keys-file: %w", i, err)
 		}
-		issuers = append(issuers, callerauth.Issuer{Issuer: t.Issuer, Audience: t.Audience, Keys: keys, UsernameClaim: t.UsernameClaim})
+		issuers = append(issuers, callerauth.Issuer{Issuer: t.Issuer, Audience: t.Audience, Keys: keys, UsernameClaim: t.UsernameClaim,
+			MaxLifetime: t.MaxLifetime.D()})
 	}
 	return callerauth.New(callerauth.Options{Issuers: issuers, TrustedSubjects: c.TrustedSubjects})
 }

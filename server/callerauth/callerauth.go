@@ -58,6 +58,10 @@ type Issuer struct {
 	Audience      string
 	Keys          jose.JSONWebKeySet
 	UsernameClaim string
+	// MaxLifetime bounds how far in the future a token's exp may be (default 1h): a caller
+	// token is a bearer credential, and a leaked long-lived one would act for its user
+	// until it expires.
+	MaxLifetime time.Duration
 }
 
 // Options configures [New].
@@ -97,6 +101,9 @@ func New(o Options) (*Authenticator, error) {
 		}
 		if is.UsernameClaim == "" {
 			is.UsernameClaim = "sub"
+		}
+		if is.MaxLifetime <= 0 {
+			is.MaxLifetime = time.Hour
 		}
 		a.issuers[is.Issuer] = is
 	}
@@ -202,6 +209,9 @@ func (a *Authenticator) verifyToken(raw string) (Caller, error) {
 	}
 	if std.Expiry == nil {
 		return Caller{}, fmt.Errorf("%w: token has no exp", ErrInvalid)
+	}
+	if std.Expiry.Time().After(a.now().Add(is.MaxLifetime + a.leeway)) {
+		return Caller{}, fmt.Errorf("%w: token expires more than %v from now", ErrInvalid, is.MaxLifetime)
 	}
 	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: is.Issuer, AnyAudience: jwt.Audience{is.Audience}, Time: a.now()}, a.leeway); err != nil {
 		return Caller{}, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -88,8 +88,13 @@ func TestCallerToken(t *testing.T) {
 		"not yet valid":  "Bearer " + mint(login, callerauth.MintOptions{Username: "alice", Now: now.Add(time.Hour)}),
 		"no username":    "Bearer " + mint(login, callerauth.MintOptions{Username: "alice", UsernameClaim: "sub"}),
 		"basic auth":     "Basic YWxpY2U6cHc=",
+		"too long-lived": "Bearer " + mint(login, callerauth.MintOptions{Username: "alice", Lifetime: 2 * time.Hour}),
 		"garbage":        "Bearer not.a.jwt",
 		"alg none":       "Bearer eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2xvZ2luLmV4YW1wbGUiLCJzdWIiOiJhbGljZSJ9.",
+	}
+	// A token valid for up to the default bound of 1h is accepted.
+	if c, err := call("Bearer " + mint(login, callerauth.MintOptions{Username: "alice", Lifetime: 59 * time.Minute})); err != nil || c.Username != "alice" {
+		t.Fatalf("59-minute token: %+v, %v", c, err)
 	}
 	for name, h := range bad {
 		t.Run(name, func(t *testing.T) {

@@ -143,6 +143,8 @@ type TokenIssuer struct {
 	KeysFile string `yaml:"keys-file"`
 	// UsernameClaim names the claim holding the username (default "sub").
 	UsernameClaim string `yaml:"username-claim"`
+	// MaxLifetime refuses tokens whose exp is further than this from now (default 1h).
+	MaxLifetime Duration `yaml:"max-lifetime"`
 }
 
 // ResultToken configures the JWT the server signs after a successful operation.
@@ -253,6 +255,9 @@ func (c *Config) defaults() {
 		if c.CallerAuth.Tokens[i].UsernameClaim == "" {
 			c.CallerAuth.Tokens[i].UsernameClaim = "sub"
 		}
+		if c.CallerAuth.Tokens[i].MaxLifetime == 0 {
+			c.CallerAuth.Tokens[i].MaxLifetime = Duration(time.Hour)
+		}
 	}
 	if c.ResultToken.Issuer == "" {
 		c.ResultToken.Issuer = s.PublicURL
@@ -344,6 +349,8 @@ func (c *Config) Validate() error {
 			return bad(k+".audience", "is required")
 		case t.KeysFile == "":
 			return bad(k+".keys-file", "is required")
+		case t.MaxLifetime.D() < time.Minute || t.MaxLifetime.D() > 24*time.Hour:
+			return bad(k+".max-lifetime", "must be between 1m and 24h")
 		}
 	}
 	if len(c.CallerAuth.TrustedSubjects) > 0 && c.Server.TLS.ClientCAFile == "" {
