@@ -63,3 +63,56 @@ func TestStatusStreamLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPushStreamLimitKeepsRequest: a device's fifth push stream to one target is refused
+// with 429 without spending its signed request, which opens the stream once one of the
+// others has closed.
+func TestPushStreamLimitKeepsRequest(t *testing.T) {
+	e, a := oobEnv(t, "")
+	dev := newDevice(t)
+	id := registerWithTarget(t, e, a, "alice", dev.target(t, "phone", "hwfido-stream", true))
+	open := func(ctx context.Context, bearer string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.http.URL+"/nevisfido/token/dispatch/targets/"+id+"/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	for i := range 4 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		if resp := open(ctx, sign(t, dev.sig, id, signed(map[string]any{"aud": "stream"}))); resp.StatusCode != 200 {
+			t.Fatalf("stream %d: HTTP %d", i+1, resp.StatusCode)
+		}
+	}
+	fifth := sign(t, dev.sig, id, signed(map[string]any{"aud": "stream"}))
+	resp := open(context.Background(), fifth)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("fifth stream: HTTP %d, want 429", resp.StatusCode)
+	}
+	cancels[0]()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		resp := open(ctx, fifth)
+		if resp.StatusCode == 200 {
+			break
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("the refused request after a stream closed: HTTP %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -420,14 +420,18 @@ func (s *Service) OpenStream(ctx context.Context, id, bearer string) (<-chan []b
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.o.Store.ConsumeOOB(ctx, cons); errors.Is(err, store.ErrReplay) {
-		return nil, nil, unauthorized("request id already used (replay)", err)
-	} else if err != nil {
-		return nil, nil, err
-	}
+	// The stream slot is taken before the request id is spent, so a refusal for too many
+	// streams leaves the signed request usable.
 	ch, closeHub, err := s.streams.open(id)
 	if err != nil {
 		return nil, nil, &Error{Status: 429, Msg: "too many open streams for this dispatch target"}
+	}
+	if err := s.o.Store.ConsumeOOB(ctx, cons); errors.Is(err, store.ErrReplay) {
+		closeHub()
+		return nil, nil, unauthorized("request id already used (replay)", err)
+	} else if err != nil {
+		closeHub()
+		return nil, nil, err
 	}
 	connID, err := randomID(12)
 	if err != nil {
