@@ -49,7 +49,7 @@ commands:
   info | status | metadata
   attestation-key [-create] [-out FILE]      (admin)
   install-cert  -cert FILE -root FILE          (admin)
-  oob           -qr PNG | -link URL | -payload-file F [-pin-fd N] [-yes|-reject] [-target-name N|-no-target]
+  oob           -qr PNG | -link-file F | -payload-file F [-pin-fd N] [-yes|-reject] [-target-name N|-no-target]
   pending       [-wait D]   out-of-band operations waiting for a decision (also pushed ones)
   approve <id>  [-pin-fd N] [-yes] [-target-name N]     reject <id>
   targets       [-delete ID | -rename ID -name N | -rotate-key ID]
