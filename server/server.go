@@ -152,7 +152,40 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		return nil, err
 	}
 	s.handler = api.Router()
+	if n := cfg.Server.MaxConcurrentRequests; n > 0 {
+		s.handler = admit(s.handler, n, cfg.Server.QueueTimeout.D())
+	}
 	return s, nil
+}
+
+// admit lets at most n ceremony requests (POST, except the dispatch service, which may wait
+// on outside services such as FCM) run at once; the others wait, in arrival order (blocked
+// channel senders are queued first in, first out), at most wait, then get 503. GETs (health,
+// JWKS, facets, event streams) are never held.
+func admit(next http.Handler, n int, wait time.Duration) http.Handler {
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || strings.HasPrefix(r.URL.Path, "/nevisfido/token/dispatch/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case slots <- struct{}{}:
+		case <-t.C:
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":503,"error":"Service Unavailable","errorMessage":"server busy: too many requests in progress"}` + "\n"))
+			return
+		case <-r.Context().Done():
+			return
+		}
+		defer func() { <-slots }()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the HTTP handler of every endpoint.

@@ -72,6 +72,14 @@ type Server struct {
 	// (as GOGC does; 0 keeps GOGC or the Go default of 100). The server's live heap is a
 	// few MiB, so e.g. 400 trades little memory for less GC CPU (docs/bench/uaf.md).
 	GCPercent int `yaml:"gc-percent"`
+	// MaxConcurrentRequests, when not 0, admits at most this many ceremony requests (POST,
+	// except the dispatch service, whose dispatchers may wait on outside services) at once;
+	// the others wait in arrival order, at most QueueTimeout, then get 503. Under overload
+	// this keeps tail latency near the mean instead of letting every request share the
+	// CPUs (docs/bench/uaf.md); 0 admits all.
+	MaxConcurrentRequests int `yaml:"max-concurrent-requests"`
+	// QueueTimeout bounds the wait for admission (default 5s).
+	QueueTimeout Duration `yaml:"queue-timeout"`
 }
 
 // TLS names the server certificate and, for mutual TLS, the CA of trusted backends.
@@ -230,6 +238,9 @@ func (c *Config) defaults() {
 		}
 		s.PublicURL = scheme + "://" + s.Listen
 	}
+	if s.QueueTimeout == 0 {
+		s.QueueTimeout = Duration(5 * time.Second)
+	}
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = 256 << 10
 	}
@@ -295,6 +306,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes < 4096 || c.Server.MaxBodyBytes > 16<<20 {
 		return bad("server.max-body-bytes", "must be between 4096 and 16777216")
+	}
+	if n := c.Server.MaxConcurrentRequests; n < 0 || n > 100000 {
+		return bad("server.max-concurrent-requests", "must be 0 (no limit) or between 1 and 100000")
+	}
+	if c.Server.QueueTimeout <= 0 || c.Server.QueueTimeout.D() > time.Minute {
+		return bad("server.queue-timeout", "must be positive and at most 1m")
 	}
 	if g := c.Server.GCPercent; g != 0 && (g < 25 || g > 10000) {
 		return bad("server.gc-percent", "must be 0 (Go default) or between 25 and 10000")
