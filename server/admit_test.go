@@ -12,7 +12,7 @@ import (
 // TestAdmit: at most n POSTs run at once, in arrival order; one that waits longer than the
 // queue timeout gets 503; GETs and the dispatch service are never held.
 func TestAdmit(t *testing.T) {
-	release := make(chan struct{})
+	release := map[string]chan struct{}{"a": make(chan struct{}), "b": make(chan struct{}), "c": make(chan struct{}), "d": make(chan struct{})}
 	var running, peak atomic.Int32
 	var mu sync.Mutex
 	var order []string
@@ -25,15 +25,25 @@ func TestAdmit(t *testing.T) {
 					break
 				}
 			}
+			seq := r.Header.Get("X-Seq")
 			mu.Lock()
-			order = append(order, r.Header.Get("X-Seq"))
+			order = append(order, seq)
 			mu.Unlock()
-			<-release
+			<-release[seq]
 			running.Add(-1)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}), 2, 5*time.Second)
-	srv := httptest.NewServer(h)
+	// arrived records the requests that reached admit, so that each is sent only after the
+	// previous one is waiting there (arrival order does not depend on scheduling).
+	var arrived atomic.Int32
+	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" && r.Method == http.MethodPost {
+			arrived.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(outer)
 	defer srv.Close()
 	post := func(path, seq string) int {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, nil)
@@ -51,7 +61,14 @@ func TestAdmit(t *testing.T) {
 	for i, seq := range []string{"a", "b", "c", "d"} {
 		wg.Add(1)
 		go func() { defer wg.Done(); codes[i] = post("/slow", seq) }()
-		time.Sleep(60 * time.Millisecond) // arrival order a, b, c, d
+		deadline := time.Now().Add(5 * time.Second)
+		for arrived.Load() < int32(i+1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("request %s did not arrive", seq)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // it is now waiting in admit (or running)
 	}
 	// Two run; c and d wait. GETs and dispatches pass meanwhile.
 	if resp, err := http.Get(srv.URL + "/slow"); err != nil || resp.StatusCode != 204 {
@@ -60,8 +77,34 @@ func TestAdmit(t *testing.T) {
 	if code := post("/nevisfido/token/dispatch/authentication", "x"); code != 204 {
 		t.Fatalf("dispatch held: %d", code)
 	}
-	time.Sleep(100 * time.Millisecond)
-	close(release) // a and b finish within c's and d's wait: c, d run in that order
+	started := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), order...)
+	}
+	waitFor := func(n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(started()) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("started %v, want %d", started(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // nothing else may start meanwhile
+		return started()
+	}
+	if got := waitFor(2); len(got) != 2 {
+		t.Fatalf("running with two slots: %v", got)
+	}
+	// One slot frees: the first waiter (c) gets it, d still waits.
+	close(release["a"])
+	if got := waitFor(3); len(got) != 3 || got[2] != "c" {
+		t.Fatalf("after one slot freed: %v, want c admitted first", got)
+	}
+	close(release["b"])
+	close(release["c"])
+	close(release["d"])
 	wg.Wait()
 	if peak.Load() != 2 {
 		t.Fatalf("peak concurrency %d, want 2", peak.Load())
@@ -71,8 +114,8 @@ func TestAdmit(t *testing.T) {
 			t.Fatalf("request %d: %d", i, c)
 		}
 	}
-	if len(order) != 4 || order[2] != "c" || order[3] != "d" {
-		t.Fatalf("admission order %v", order)
+	if got := started(); len(got) != 4 || got[3] != "d" {
+		t.Fatalf("admission order %v", got)
 	}
 
 	// With both slots held longer than the queue timeout, a waiting request gets 503.
