@@ -255,6 +255,15 @@ func TestOOBDispatchBadInput(t *testing.T) {
 			}
 		})
 	}
+	// The embedded GetUAFRequest is decoded as strictly as at the token services.
+	for name, raw := range map[string]string{
+		"getUafRequest key in another case": `{"dispatcher":"link","getUafRequest":{"OP":"Auth","context":"{}"}}`,
+		"getUafRequest duplicate key":       `{"dispatcher":"link","getUafRequest":{"op":"Reg","op":"Auth","context":"{}"}}`,
+	} {
+		if code, b := e.doJSON("POST", "/nevisfido/token/dispatch/authentication", "", []byte(raw)); code != 400 {
+			t.Fatalf("%s: HTTP %d, want 400: %s", name, code, b)
+		}
+	}
 	// Well-formed but undeliverable: HTTP 200 with the dispatch result, no token.
 	for _, c := range []struct {
 		body map[string]any

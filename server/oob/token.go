@@ -186,13 +186,24 @@ func (s *Service) Dispatch(ctx context.Context, op uaf.Operation, body []byte, c
 	if !validOp(op) {
 		return nil, notFound("unknown operation")
 	}
-	var req DispatchRequest
-	if err := decodeStrict(body, &req); err != nil {
+	// The embedded GetUAFRequest is decoded by the UAF codec, as at the token services
+	// (exact key case, no duplicate keys, schema checked), not by encoding/json.
+	var raw struct {
+		DispatchRequest
+		GetUAFRequest json.RawMessage `json:"getUafRequest"`
+	}
+	if err := decodeStrict(body, &raw); err != nil {
 		return nil, err
 	}
-	if req.GetUAFRequest == nil {
+	req := raw.DispatchRequest
+	if len(raw.GetUAFRequest) == 0 || string(raw.GetUAFRequest) == "null" {
 		return nil, badRequest("getUafRequest is required", nil)
 	}
+	g, err := uaf.DecodeGetUAFRequest(raw.GetUAFRequest)
+	if err != nil {
+		return nil, badRequest("getUafRequest is not a GetUAFRequest", err)
+	}
+	req.GetUAFRequest = g
 	if err := checkGetOp(req.GetUAFRequest, op); err != nil {
 		return nil, err
 	}
