@@ -290,6 +290,14 @@ func (a *App) render(w http.ResponseWriter, code int, d pageData) error {
 
 // login checks the password form and replaces the session by a logged-in one.
 func (a *App) login(w http.ResponseWriter, r *http.Request) error {
+	// Parse the form first: a body over the bound is 413, not a "bad CSRF token".
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return errorf(http.StatusRequestEntityTooLarge, "request body too large", err)
+		}
+		return errorf(http.StatusBadRequest, "malformed form", err)
+	}
 	ss := a.sessions.lookup(r)
 	if ss == nil || !checkCSRF(ss, r) {
 		return errorf(http.StatusForbidden, "missing or bad CSRF token; reload the page", nil)

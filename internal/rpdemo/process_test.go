@@ -291,6 +291,10 @@ func TestLoginAndCSRF(t *testing.T) {
 	if r := form(t, c, f.base+"/login", good, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site login: %d", r.StatusCode)
 	}
+	huge := url.Values{"username": {"alice"}, "password": {strings.Repeat("x", maxBody)}, "csrf": {csrf}}
+	if r := form(t, c, f.base+"/login", huge, nil); r.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("login form over the bound: %d, want 413", r.StatusCode)
+	}
 	bad := url.Values{"username": {"alice"}, "password": {"wrong"}, "csrf": {csrf}}
 	if r := form(t, c, f.base+"/login", bad, nil); r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("wrong password: %d", r.StatusCode)
