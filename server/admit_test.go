@@ -1,8 +1,12 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,5 +137,26 @@ func TestAdmit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("queued beyond the timeout: %d", resp.StatusCode)
+	}
+}
+
+// TestWarnOpenSecretFile: a key file others can read is reported with the configuration
+// key; an owner-only one and an unset path are not.
+func TestWarnOpenSecretFile(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	dir := t.TempDir()
+	open, closed := filepath.Join(dir, "open.key"), filepath.Join(dir, "closed.key")
+	if err := os.WriteFile(open, []byte("k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(closed, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !warnOpenSecretFile(log, "server.tls.key-file", open) || !strings.Contains(buf.String(), "server.tls.key-file") {
+		t.Fatalf("0644 key not reported: %q", buf.String())
+	}
+	if warnOpenSecretFile(log, "x", closed) || warnOpenSecretFile(log, "x", "") {
+		t.Fatal("owner-only or unset file reported")
 	}
 }

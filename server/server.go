@@ -147,6 +147,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 	if mode, open := sqlite.OpenMode(cfg.Store.Path); open {
 		log.Warn("store: the database file is readable or writable by other users; chmod 600 it", "path", cfg.Store.Path, "mode", mode.String())
 	}
+	// Private keys the server must read from files (outside the HSM by nature): the TLS
+	// key and FCM service-account keys.
+	warnOpenSecretFile(log, "server.tls.key-file", cfg.Server.TLS.KeyFile)
+	for i, d := range cfg.OOB.Dispatchers {
+		warnOpenSecretFile(log, fmt.Sprintf("oob.dispatchers[%d].service-account-json", i), d.ServiceAccountJSON)
+	}
 	api, err := s.routes()
 	if err != nil {
 		return nil, err
@@ -156,6 +162,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		s.handler = admit(s.handler, n, cfg.Server.QueueTimeout.D())
 	}
 	return s, nil
+}
+
+// warnOpenSecretFile logs a warning, naming the configuration key, when the secret file at
+// path (if any) can be read by users other than its owner; it reports whether it did.
+func warnOpenSecretFile(log *slog.Logger, key, path string) bool {
+	if path == "" {
+		return false
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return false
+	}
+	log.Warn("a private key file is readable by other users; chmod 600 it", "key", key, "path", path, "mode", fi.Mode().Perm().String())
+	return true
 }
 
 // admit lets at most n ceremony requests (POST, except the dispatch service, which may wait
