@@ -24,6 +24,9 @@ type StatusResponse struct {
 	TokenInformation *TokenInformation      `json:"tokenInformation,omitempty"`
 	// ResultToken is the server-signed result token of a succeeded session.
 	ResultToken string `json:"resultToken,omitempty"`
+
+	// op is the session's operation (not part of the answer), for Watch.
+	op string
 }
 
 // TokenInformation describes the token of a session.
@@ -74,7 +77,7 @@ func (s *Service) sessionStatus(ctx context.Context, id string) (*StatusResponse
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	r := &StatusResponse{Status: sess.Status, Timestamp: stamp(sess.UpdatedAt), UserID: sess.Username,
+	r := &StatusResponse{op: sess.Op, Status: sess.Status, Timestamp: stamp(sess.UpdatedAt), UserID: sess.Username,
 		UAFStatusCode: sess.UAFStatusCode, ASMStatusCode: sess.ASMStatusCode, ClientErrorCode: sess.ClientErrorCode,
 		Authenticators: sess.Authenticators, ResultToken: sess.ResultToken}
 	ti := &TokenInformation{DispatchTargetExtID: sess.TargetExtID, TokenResult: sess.TokenResult}
@@ -129,6 +132,13 @@ func (s *Service) Watch(ctx context.Context, id string) <-chan *StatusResponse {
 				s.log.Warn("status watch read failed", "err", err)
 				expiry.Reset(s.o.PollInterval)
 			case last == nil || !sameStatus(last, r):
+				if mid := skippedClientPhase(last, r); mid != nil {
+					select {
+					case ch <- mid:
+					case <-ctx.Done():
+						return
+					}
+				}
 				select {
 				case ch <- r:
 				case <-ctx.Done():
@@ -157,6 +167,32 @@ func (s *Service) Watch(ctx context.Context, id string) <-chan *StatusResponse {
 		}
 	}()
 	return ch
+}
+
+// skippedClientPhase returns the client phase (clientRegistering / clientAuthenticating)
+// a watcher that last saw tokenCreated missed because the session moved on before the
+// watcher read it again (a fast device, or another process's changes seen one poll later):
+// a registration or authentication whose token was redeemed went through it. Each watcher
+// thus sees every state of the linear status sequence. It returns nil when nothing was
+// skipped. The phase carries what was known then: the user, the token information, the
+// timestamp of the state that followed it.
+func skippedClientPhase(last, r *StatusResponse) *StatusResponse {
+	if last == nil || last.Status != record.StatusTokenCreated || !r.Final() || r.Status == record.StatusUnknown ||
+		r.TokenInformation == nil || r.TokenInformation.TokenResult != record.TokenRedeemed {
+		return nil
+	}
+	mid := &StatusResponse{op: r.op, Timestamp: r.Timestamp, UserID: last.UserID}
+	switch uaf.Operation(r.op) {
+	case uaf.OpReg:
+		mid.Status = record.StatusClientRegistering
+	case uaf.OpAuth:
+		mid.Status = record.StatusClientAuthenticating
+	default:
+		return nil // a deregistration has no client phase
+	}
+	ti := *r.TokenInformation
+	mid.TokenInformation = &ti
+	return mid
 }
 
 func sameStatus(a, b *StatusResponse) bool {

@@ -188,3 +188,62 @@ func TestWatchTokenExpiry(t *testing.T) {
 		t.Fatalf("%d session reads", n)
 	}
 }
+
+// TestWatchDoesNotSkipClientPhase: a session that is redeemed and finished by another
+// process between two polls still shows its client phase to a watcher that saw
+// tokenCreated; a watcher that starts after the end sees only the final status, and a
+// deregistration (no client phase) shows none.
+func TestWatchDoesNotSkipClientPhase(t *testing.T) {
+	svc, _, other := twoProcesses(t, 200*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		op, want string
+	}{{"Auth", record.StatusClientAuthenticating}, {"Reg", record.StatusClientRegistering}, {"Dereg", ""}} {
+		id := "skip-" + tc.op
+		now := time.Now()
+		h := sha256.Sum256([]byte("token-" + id))
+		if err := other.CreateOOBSession(ctx, record.Session{ID: id, Handle: "h-" + id, Op: tc.op, Status: record.StatusTokenCreated,
+			Username: "alice", TokenExpiresAt: now.Add(time.Minute), CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)},
+			record.Token{Hash: h[:], Op: tc.op, SessionID: id, ExpiresAt: now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		ch := svc.Watch(ctx, id)
+		if r := next(t, ch, 5*time.Second); r.Status != record.StatusTokenCreated {
+			t.Fatalf("%s first: %+v", tc.op, r)
+		}
+		// Both changes land within one poll interval of the watcher's process.
+		status := record.StatusClientAuthenticating
+		if tc.op == "Reg" {
+			status = record.StatusClientRegistering
+		}
+		if tc.op == "Dereg" {
+			status = ""
+		}
+		if _, err := other.RedeemOOBToken(ctx, h[:], tc.op, time.Now(), status); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.UpdateOOBSession(ctx, id, record.SessionUpdate{Status: record.StatusSucceeded, TokenResult: record.TokenRedeemed, UAFStatusCode: 1200}); err != nil {
+			t.Fatal(err)
+		}
+		r := next(t, ch, 5*time.Second)
+		if tc.want != "" {
+			if r.Status != tc.want || r.UserID != "alice" || r.TokenInformation == nil || r.TokenInformation.TokenResult != record.TokenRedeemed ||
+				r.UAFStatusCode != 0 || r.ResultToken != "" {
+				t.Fatalf("%s: the client phase %+v", tc.op, r)
+			}
+			r = next(t, ch, 5*time.Second)
+		}
+		if r.Status != record.StatusSucceeded || r.UAFStatusCode != 1200 {
+			t.Fatalf("%s: final %+v", tc.op, r)
+		}
+		if _, ok := <-ch; ok {
+			t.Fatalf("%s: stream not closed after the final status", tc.op)
+		}
+		// A watcher that starts now sees the final status only.
+		late := svc.Watch(ctx, id)
+		if r := next(t, late, 5*time.Second); r.Status != record.StatusSucceeded {
+			t.Fatalf("%s: late watcher %+v", tc.op, r)
+		}
+	}
+}
