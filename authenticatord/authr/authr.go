@@ -474,6 +474,8 @@ func (a *Authenticator) Deregister(c Caller, in asm.DeregisterIn) error {
 	if err := st.Delete(a.aaid, in.AppID, keyID); err != nil {
 		return fmt.Errorf("authr: deregister: %w", err)
 	}
+	// The deleted key may be the one kept loaded for the next signature.
+	a.tpm.ForgetKeys()
 	a.audit.Info("uaf key deregistered", "uid", c.UID, "appID", in.AppID, "keyID", in.KeyID)
 	return nil
 }

@@ -114,6 +114,25 @@ func (t *TPM) loadCached(b *KeyBlob) (h tpm2.NamedHandle, cached bool, err error
 	return h, false, nil
 }
 
+// ForgetKeys flushes the signing keys this layer keeps loaded, for a caller that deleted
+// key blobs (deregistration): a deleted key must not stay in the TPM's object memory,
+// even though it is unusable without its PIN. The reusable session is kept.
+func (t *TPM) ForgetKeys() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range t.loaded {
+		t.flush(k.h.Handle)
+	}
+	t.loaded = nil
+}
+
+// LoadedKeys reports how many signing keys this layer keeps loaded.
+func (t *TPM) LoadedKeys() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.loaded)
+}
+
 // dropSession flushes the reusable session (best effort) and forgets it.
 func (t *TPM) dropSession() {
 	if t.sess == nil {
