@@ -342,6 +342,28 @@ func TestDaemonEndToEnd(t *testing.T) {
 		_, f = h.run(uaf.OpAuth, srv, `{"username":"bob"}`, true, pin)
 		wantOK(t, f, "auth-result-bob")
 	})
+	t.Run("pending operations per user are bounded", func(t *testing.T) {
+		var sessions []string
+		for i := range 8 {
+			b, err := h.c.Begin(ctx, localapi.BeginRequest{Op: uaf.OpAuth, Server: srv.URL(), Context: `{"username":"alice"}`})
+			if err != nil {
+				t.Fatalf("begin %d: %v", i+1, err)
+			}
+			sessions = append(sessions, b.Session)
+		}
+		_, err := h.c.Begin(ctx, localapi.BeginRequest{Op: uaf.OpAuth, Server: srv.URL(), Context: `{"username":"alice"}`})
+		var le *localclient.Error
+		if !errors.As(err, &le) || le.HTTPStatus != 429 {
+			t.Fatalf("ninth pending operation of one user: %v, want 429", err)
+		}
+		for _, id := range sessions {
+			if _, err := h.c.Finish(ctx, id, false, nil); err != nil {
+				t.Fatalf("reject: %v", err)
+			}
+		}
+		_, f := h.run(uaf.OpAuth, srv, `{"username":"alice"}`, true, pin)
+		wantOK(t, f, "auth-result-alice")
+	})
 	t.Run("peer isolation", func(t *testing.T) {
 		res := runAsOtherUID(t, h.cfg.Socket.Path, srv.appID())
 		if res.UID != otherUID || res.Registrations != 0 || res.AuthStatus != int(uaf.ASMAccessDenied) ||

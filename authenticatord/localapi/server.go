@@ -45,9 +45,11 @@ type Options struct {
 	OOB OOB
 	// SessionTTL bounds how long a begun client operation waits for its
 	// finish; 0 means 2 minutes. MaxSessions bounds pending sessions (0 =
-	// 64).
-	SessionTTL  time.Duration
-	MaxSessions int
+	// 64), MaxSessionsPerUser those of one OS user (0 = 8), so that one
+	// local user cannot lock the others out.
+	SessionTTL         time.Duration
+	MaxSessions        int
+	MaxSessionsPerUser int
 	// Logger gets one event per request (never bodies, PINs or tokens).
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -76,6 +78,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.SessionTTL == 0 {
 		o.SessionTTL = 2 * time.Minute
+	}
+	if o.MaxSessionsPerUser == 0 {
+		o.MaxSessionsPerUser = 8
 	}
 	if o.MaxSessions == 0 {
 		o.MaxSessions = 64
@@ -439,7 +444,13 @@ func (s *Server) handleBegin(_ http.ResponseWriter, r *http.Request, p Peer) (an
 			delete(s.sessions, k)
 		}
 	}
-	if len(s.sessions) >= s.o.MaxSessions {
+	mine := 0
+	for _, v := range s.sessions {
+		if v.uid == p.UID {
+			mine++
+		}
+	}
+	if len(s.sessions) >= s.o.MaxSessions || mine >= s.o.MaxSessionsPerUser {
 		return nil, herr(http.StatusTooManyRequests, "too many pending operations", nil)
 	}
 	s.sessions[id] = &session{uid: p.UID, p: pr, expires: now.Add(s.o.SessionTTL)}
