@@ -6,7 +6,7 @@
 #   2. Basic Full attestation: the TPM creates the attestation key, the vendor CA key in the
 #      demo's SoftHSM token certifies it (`fidoctl vendor certify`), the daemon installs the
 #      certificate, and its metadata statement (naming the vendor root) goes into
-#      DIR/metadata — the server loads metadata at start, so it is restarted;
+#      DIR/metadata, and the running server reloads its metadata on SIGHUP;
 #   3. registration, step-up authentication and a confirmed transaction with authenticatorctl,
 #      each server answer printed and its HSM-signed result token verified against the
 #      server's JWKS (authenticatorctl -verify).
@@ -79,10 +79,19 @@ ctl install-cert -cert "$tpm/ak-cert.pem" -root "$tpm/vendor-root.pem" | sed 's/
 ctl metadata > "$dir/metadata/authenticatord-4857-0001.json"
 echo "  metadata statement $dir/metadata/authenticatord-4857-0001.json (basic_full + vendor root)"
 
-echo "  restarting hwfido-server to load it"
-stop_server
-[ -f "$dir/server.log" ] && mv "$dir/server.log" "$dir/server-1.log"
-start_server "$dir/server.log"
+# The running server reloads its metadata (and HSM keys) on SIGHUP; the reload's outcome
+# is the next "reload done" / "reload failed" line of its log.
+echo "  reloading hwfido-server's metadata (SIGHUP)"
+pid=$(cat "$dir/server.pid")
+grep -qa hwfido-server "/proc/$pid/cmdline" || { echo "no hwfido-server with pid $pid"; exit 1; }
+outcomes() { grep -c -e 'reload done' -e 'reload failed' "$dir/server.log" || true; }
+before=$(outcomes)
+kill -HUP "$pid"
+for _ in $(seq 1 200); do [ "$(outcomes)" -gt "$before" ] && break; sleep 0.05; done
+if [ "$(outcomes)" -le "$before" ] || grep -q 'reload failed' "$dir/server.log"; then
+  echo "  the reload did not succeed:"; tail -5 "$dir/server.log"; exit 1
+fi
+echo "  $(grep 'uaf metadata reloaded' "$dir/server.log" | tail -1 | sed 's/.*msg=//')"
 
 (umask 077
  od -An -tu4 -N4 /dev/urandom | tr -d ' ' > "$sec/tpm-pin"

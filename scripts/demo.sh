@@ -24,7 +24,8 @@ setup_env "$dir" "$port"
 "$BIN/fidoctl" hsm selftest -uri "$HWFIDO_URI" | sed 's/^/  /'
 
 echo "== 2. hwfido-server on http://127.0.0.1:$port (store $dir/hwfido.db)"
-start_server "$dir/server.log"
+# The demo's server logs at info (audit events, reloads); benchmarks keep lib.sh's warn.
+HWFIDO_LOG_LEVEL=info start_server "$dir/server.log"
 curl -fsS "http://127.0.0.1:$port/healthz" | sed 's/^/  healthz: /'; echo
 curl -fsS "http://127.0.0.1:$port/nevisfido/uaf/1.1/facets" | sed 's/^/  facets: /'; echo
 
