@@ -290,8 +290,10 @@ func (o *operation) snapshot() OpState {
 func (o *operation) watch() (OpState, <-chan struct{}) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	// The slices are copied: update changes them in place (a user id learnt later).
 	s := o.state
 	s.Trail = append([]string(nil), o.state.Trail...)
+	s.TrailUserIDs = append([]string(nil), o.state.TrailUserIDs...)
 	return s, o.changed
 }
 

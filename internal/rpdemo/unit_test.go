@@ -273,3 +273,15 @@ func TestReserveOp(t *testing.T) {
 		t.Fatal("a finished operation did not make room")
 	}
 }
+
+// TestSnapshotIsACopy: a snapshot does not share its slices with the operation, which
+// update changes in place (a user id learnt later); the status stream encodes snapshots
+// while the follower updates (a data race found by the race detector).
+func TestSnapshotIsACopy(t *testing.T) {
+	o := newOperation("login", "", "sid", "", "qr")
+	snap := o.snapshot()
+	o.update(func(st *OpState) { st.TrailUserIDs[0], st.Trail[0] = "carol", "changed" })
+	if snap.TrailUserIDs[0] != "" || snap.Trail[0] != "tokenCreated" {
+		t.Fatalf("snapshot changed with the operation: %+v", snap)
+	}
+}
