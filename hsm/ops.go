@@ -402,29 +402,7 @@ func (t *Token) MAC(ctx context.Context, data []byte) (tag []byte, version uint3
 // compares it in constant time. It returns ErrUnknownKey for an unknown
 // version and ErrBadMAC for a wrong tag.
 func (t *Token) VerifyMAC(ctx context.Context, version uint32, data, tag []byte) error {
-	if t.keys.Load().version(PurposeServerDataMAC, version) == nil {
-		return fmt.Errorf("%w: %s version %d", ErrUnknownKey, PurposeServerDataMAC, version)
-	}
-	if len(tag) != sha256.Size {
-		return ErrBadMAC
-	}
-	var want []byte
-	err := t.do(ctx, func(sh pkcs11.SessionHandle, ks *keySet) error {
-		k := ks.version(PurposeServerDataMAC, version)
-		if k == nil {
-			return fmt.Errorf("%w: %s version %d", ErrUnknownKey, PurposeServerDataMAC, version)
-		}
-		out, err := t.rawSign(sh, t.mechH, k.handle, data)
-		want = out
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if subtle.ConstantTimeCompare(want, tag) != 1 {
-		return ErrBadMAC
-	}
-	return nil
+	return t.verifyMAC(ctx, version, data, tag, sha256.Size)
 }
 
 // MACWithVersion computes HMAC-SHA256 over data in the token with MAC key version (an older
@@ -450,7 +428,18 @@ const MinTruncatedMAC = 16
 // VerifyTruncatedMAC is [Token.VerifyMAC] for a tag truncated to its first len(tag) bytes
 // (at least [MinTruncatedMAC]), for formats with no room for the full tag.
 func (t *Token) VerifyTruncatedMAC(ctx context.Context, version uint32, data, tag []byte) error {
-	if len(tag) < MinTruncatedMAC || len(tag) > sha256.Size {
+	return t.verifyMAC(ctx, version, data, tag, MinTruncatedMAC)
+}
+
+// verifyMAC checks a tag of minLen to 32 bytes against the first len(tag) bytes of the MAC
+// with key version. An unknown version or a tag of the wrong length is refused before a
+// session is taken (both reach it from unauthenticated input).
+func (t *Token) verifyMAC(ctx context.Context, version uint32, data, tag []byte, minLen int) error {
+	// A closed token has no key set: t.do below reports it.
+	if ks := t.keys.Load(); ks != nil && ks.version(PurposeServerDataMAC, version) == nil {
+		return fmt.Errorf("%w: %s version %d", ErrUnknownKey, PurposeServerDataMAC, version)
+	}
+	if len(tag) < minLen || len(tag) > sha256.Size {
 		return ErrBadMAC
 	}
 	want, err := t.MACWithVersion(ctx, version, data)

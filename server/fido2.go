@@ -135,16 +135,11 @@ func fido2Statements(c config.FIDO2, tok tokenCertificates, log interface {
 	}
 	var sts []*metadata.Statement
 	if m.Path != "" {
-		fi, err := os.Stat(m.Path)
-		if err != nil {
-			return nil, fmt.Errorf("config: fido2.metadata.path: %w", err)
-		}
 		var lo metadata.LoadOptions
-		if fi.IsDir() {
-			lo.Dirs = []string{m.Path}
-		} else {
-			lo.Files = []string{m.Path}
+		if err := addMetadataPath(&lo, m.Path, "fido2.metadata.path"); err != nil {
+			return nil, err
 		}
+		var err error
 		if sts, err = metadata.Load(lo); err != nil {
 			return nil, fmt.Errorf("config: fido2.metadata.path: %w", err)
 		}

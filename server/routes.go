@@ -121,6 +121,24 @@ func policies(in map[string]any) (map[string]uaf.Policy, error) {
 	return out, nil
 }
 
+// addMetadataPath adds path (a statement file or a folder of them; "" adds nothing) to opts;
+// key names the configuration key in errors.
+func addMetadataPath(opts *metadata.LoadOptions, path, key string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", key, err)
+	}
+	if fi.IsDir() {
+		opts.Dirs = append(opts.Dirs, path)
+	} else {
+		opts.Files = append(opts.Files, path)
+	}
+	return nil
+}
+
 // loadMetadata loads the UAF statements named by the configuration: inline statements take
 // precedence over files, files over folders.
 func loadMetadata(c config.Metadata) (*metadata.Set, error) {
@@ -128,16 +146,8 @@ func loadMetadata(c config.Metadata) (*metadata.Set, error) {
 	if c.Value != "" {
 		opts.Inline = []json.RawMessage{json.RawMessage(c.Value)}
 	}
-	if c.Path != "" {
-		fi, err := os.Stat(c.Path)
-		if err != nil {
-			return nil, fmt.Errorf("config: fido-uaf.metadata.path: %w", err)
-		}
-		if fi.IsDir() {
-			opts.Dirs = []string{c.Path}
-		} else {
-			opts.Files = []string{c.Path}
-		}
+	if err := addMetadataPath(&opts, c.Path, "fido-uaf.metadata.path"); err != nil {
+		return nil, err
 	}
 	st, err := metadata.Load(opts)
 	if err != nil {

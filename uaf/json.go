@@ -492,15 +492,6 @@ func (s *jschema) checkArray(raw []byte, p *jpath) error {
 	return err
 }
 
-func (s *jschema) field(name string) *jfield {
-	for i := range s.fields {
-		if s.fields[i].name == name {
-			return &s.fields[i]
-		}
-	}
-	return nil
-}
-
 // single returns the one JSON value in data, refusing invalid UTF-8, inputs
 // larger than max and trailing data.
 func single(data []byte, max int, what string) (json.RawMessage, error) {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"sync"
@@ -38,7 +37,51 @@ const AuthenticatorVersion uint16 = 1
 // NonceSize is the size of the AUTHENTICATOR_NONCE in SIGNED_DATA.
 const NonceSize = 32
 
-var aaidRE = regexp.MustCompile(`^[0-9A-Fa-f]{4}#[0-9A-Fa-f]{4}$`)
+// LocalCaller is the caller of local OS user uid (the peer of the daemon's socket).
+func LocalCaller(uid uint32) Caller { return Caller{UID: uid, CallerID: "authenticatord-local"} }
+
+// Bound is an Authenticator bound to one caller: the authenticator a FIDO client
+// (uafclient) drives on that caller's behalf.
+type Bound struct {
+	a *Authenticator
+	c Caller
+}
+
+// Bind returns a bound to caller c.
+func (a *Authenticator) Bind(c Caller) Bound { return Bound{a: a, c: c} }
+
+// Info is [Authenticator.Info] for the bound caller.
+func (b Bound) Info() asm.AuthenticatorInfo { return b.a.Info(b.c) }
+
+// KeyIDs lists the bound caller's key IDs for appID.
+func (b Bound) KeyIDs(appID string) ([]string, error) {
+	regs, err := b.a.Registrations(b.c)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range regs.AppRegs {
+		if r.AppID == appID {
+			return r.KeyIDs, nil
+		}
+	}
+	return nil, nil
+}
+
+// Register is [Authenticator.Register] for the bound caller.
+func (b Bound) Register(in asm.RegisterIn, pin []byte) (*asm.RegisterOut, error) {
+	return b.a.Register(b.c, in, pin)
+}
+
+// Authenticate is [Authenticator.Authenticate] for the bound caller.
+func (b Bound) Authenticate(in asm.AuthenticateIn, pin []byte) (*asm.AuthenticateOut, error) {
+	return b.a.Authenticate(b.c, in, pin)
+}
+
+// Deregister is [Authenticator.Deregister] for the bound caller.
+func (b Bound) Deregister(in asm.DeregisterIn) error { return b.a.Deregister(b.c, in) }
+
+// StatusOf is [StatusOf].
+func (b Bound) StatusOf(err error) uaf.ASMStatus { return StatusOf(err) }
 
 // Caller identifies who is asking: the peer of the local socket.
 type Caller struct {
@@ -101,7 +144,7 @@ func New(opts Options) (*Authenticator, error) {
 	if a.aaid == "" {
 		a.aaid = DefaultAAID
 	}
-	if !aaidRE.MatchString(a.aaid) {
+	if !uaf.ValidAAID(a.aaid) {
 		return nil, fmt.Errorf("authr: AAID %q is not VVVV#MMMM", a.aaid)
 	}
 	if a.log == nil {

@@ -298,35 +298,7 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-func caller(p Peer) authr.Caller { return authr.Caller{UID: p.UID, CallerID: "authenticatord-local"} }
-
-// bound is the authenticator bound to one caller, for uafclient.
-type bound struct {
-	a *authr.Authenticator
-	c authr.Caller
-}
-
-func (b bound) Info() asm.AuthenticatorInfo { return b.a.Info(b.c) }
-func (b bound) KeyIDs(appID string) ([]string, error) {
-	regs, err := b.a.Registrations(b.c)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range regs.AppRegs {
-		if r.AppID == appID {
-			return r.KeyIDs, nil
-		}
-	}
-	return nil, nil
-}
-func (b bound) Register(in asm.RegisterIn, pin []byte) (*asm.RegisterOut, error) {
-	return b.a.Register(b.c, in, pin)
-}
-func (b bound) Authenticate(in asm.AuthenticateIn, pin []byte) (*asm.AuthenticateOut, error) {
-	return b.a.Authenticate(b.c, in, pin)
-}
-func (b bound) Deregister(in asm.DeregisterIn) error { return b.a.Deregister(b.c, in) }
-func (b bound) StatusOf(err error) uaf.ASMStatus     { return authr.StatusOf(err) }
+func caller(p Peer) authr.Caller { return authr.LocalCaller(p.UID) }
 
 // handleASM runs one ASM request (UAF ASM API §4) for the peer.
 func (s *Server) handleASM(_ http.ResponseWriter, r *http.Request, p Peer) (any, error) {
@@ -417,7 +389,12 @@ func (s *Server) handleBegin(_ http.ResponseWriter, r *http.Request, p Peer) (an
 	if err := decode(r, &in); err != nil {
 		return nil, err
 	}
-	b := bound{a: s.o.Authenticator, c: caller(p)}
+	// A caller without room is refused before the server is asked for a request (checked
+	// again when the session is stored).
+	if in.Op != uaf.OpDereg && !s.room(p.UID) {
+		return nil, errTooManyPending
+	}
+	b := s.o.Authenticator.Bind(caller(p))
 	pr, err := s.o.Client.Fetch(r.Context(), b, uafclient.FetchOptions{Server: in.Server, Op: in.Op, Context: in.Context, BearerToken: in.BearerToken})
 	if err != nil {
 		return nil, clientErr(err)
@@ -436,26 +413,39 @@ func (s *Server) handleBegin(_ http.ResponseWriter, r *http.Request, p Peer) (an
 	if err != nil {
 		return nil, err
 	}
-	now := s.o.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, v := range s.sessions {
-		if now.After(v.expires) {
-			delete(s.sessions, k)
-		}
+	if !s.roomLocked(p.UID) {
+		return nil, errTooManyPending
 	}
+	s.sessions[id] = &session{uid: p.UID, p: pr, expires: s.o.Now().Add(s.o.SessionTTL)}
+	out.Session = id
+	return out, nil
+}
+
+var errTooManyPending = herr(http.StatusTooManyRequests, "too many pending operations", nil)
+
+// room reports whether uid may begin one more operation.
+func (s *Server) room(uid uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.roomLocked(uid)
+}
+
+// roomLocked drops expired sessions and checks the bounds, in all and for uid. The caller
+// holds s.mu.
+func (s *Server) roomLocked(uid uint32) bool {
+	now := s.o.Now()
 	mine := 0
-	for _, v := range s.sessions {
-		if v.uid == p.UID {
+	for k, v := range s.sessions {
+		switch {
+		case now.After(v.expires):
+			delete(s.sessions, k)
+		case v.uid == uid:
 			mine++
 		}
 	}
-	if len(s.sessions) >= s.o.MaxSessions || mine >= s.o.MaxSessionsPerUser {
-		return nil, herr(http.StatusTooManyRequests, "too many pending operations", nil)
-	}
-	s.sessions[id] = &session{uid: p.UID, p: pr, expires: now.Add(s.o.SessionTTL)}
-	out.Session = id
-	return out, nil
+	return len(s.sessions) < s.o.MaxSessions && mine < s.o.MaxSessionsPerUser
 }
 
 // take removes and returns the peer's session id.
@@ -487,7 +477,7 @@ func (s *Server) handleFinish(_ http.ResponseWriter, r *http.Request, p Peer) (a
 	if sess == nil {
 		return nil, herr(http.StatusNotFound, "unknown or expired session", nil)
 	}
-	b := bound{a: s.o.Authenticator, c: caller(p)}
+	b := s.o.Authenticator.Bind(caller(p))
 	res, err := s.o.Client.Complete(r.Context(), b, sess.p, []byte(in.PIN), in.Confirm)
 	out := FinishResponse{}
 	if res != nil {

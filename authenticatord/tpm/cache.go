@@ -120,17 +120,22 @@ func (t *TPM) loadCached(b *KeyBlob) (h tpm2.NamedHandle, cached bool, err error
 func (t *TPM) ForgetKeys() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, k := range t.loaded {
-		t.flush(k.h.Handle)
-	}
-	t.loaded = nil
+	t.flushLoaded()
 }
 
-// LoadedKeys reports how many signing keys this layer keeps loaded.
-func (t *TPM) LoadedKeys() int {
+// loadedKeys reports how many signing keys this layer keeps loaded.
+func (t *TPM) loadedKeys() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.loaded)
+}
+
+// flushLoaded flushes (best effort) and forgets every cached key. The caller holds t.mu.
+func (t *TPM) flushLoaded() {
+	for _, k := range t.loaded {
+		_, _ = (tpm2.FlushContext{FlushHandle: k.h.Handle}).Execute(t.tpm)
+	}
+	t.loaded = nil
 }
 
 // dropSession flushes the reusable session (best effort) and forgets it.
@@ -148,8 +153,5 @@ func (t *TPM) dropSession() {
 // cached key. The caller holds t.mu.
 func (t *TPM) dropCached() {
 	t.dropSession()
-	for _, k := range t.loaded {
-		_, _ = (tpm2.FlushContext{FlushHandle: k.h.Handle}).Execute(t.tpm)
-	}
-	t.loaded = nil
+	t.flushLoaded()
 }

@@ -14,7 +14,7 @@ func TestForgetKeys(t *testing.T) {
 		t.Helper()
 		tp.mu.Lock()
 		defer tp.mu.Unlock()
-		hs, err := tp.handles(TransientFirst)
+		hs, err := tp.handles(transientFirst)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,12 +28,12 @@ func TestForgetKeys(t *testing.T) {
 	if _, err := tp.Sign(kb, pin1, digest("x")); err != nil {
 		t.Fatal(err)
 	}
-	if got := transient(); got != base+1 || tp.LoadedKeys() != 1 {
-		t.Fatalf("after a signature: %d transient objects (base %d), %d cached keys", got, base, tp.LoadedKeys())
+	if got := transient(); got != base+1 || tp.loadedKeys() != 1 {
+		t.Fatalf("after a signature: %d transient objects (base %d), %d cached keys", got, base, tp.loadedKeys())
 	}
 	tp.ForgetKeys()
-	if got := transient(); got != base || tp.LoadedKeys() != 0 {
-		t.Fatalf("after ForgetKeys: %d transient objects (base %d), %d cached keys", got, base, tp.LoadedKeys())
+	if got := transient(); got != base || tp.loadedKeys() != 0 {
+		t.Fatalf("after ForgetKeys: %d transient objects (base %d), %d cached keys", got, base, tp.loadedKeys())
 	}
 	// The key still works when its blob and PIN are presented again.
 	if _, err := tp.Sign(kb, pin1, digest("y")); err != nil {

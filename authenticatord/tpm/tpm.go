@@ -114,7 +114,7 @@ func (t *TPM) flushLeftovers() (int, error) {
 	t.sess, t.loaded = nil, nil
 	n := 0
 	for _, first := range []tpm2.TPMHandle{
-		TransientFirst,
+		transientFirst,
 		tpm2.TPMHandle(uint32(tpm2.TPMHTHMACSession) << 24),
 		tpm2.TPMHandle(uint32(tpm2.TPMHTPolicySession) << 24),
 	} {
@@ -132,8 +132,8 @@ func (t *TPM) flushLeftovers() (int, error) {
 	return n, nil
 }
 
-// TransientFirst is the first transient object handle (TPM_HT_TRANSIENT << 24).
-const TransientFirst = tpm2.TPMHandle(uint32(tpm2.TPMHTTransient) << 24)
+// transientFirst is the first transient object handle (TPM_HT_TRANSIENT << 24).
+const transientFirst = tpm2.TPMHandle(uint32(tpm2.TPMHTTransient) << 24)
 
 // handles lists the handles of the type of first (TPM_CAP_HANDLES).
 func (t *TPM) handles(first tpm2.TPMHandle) ([]tpm2.TPMHandle, error) {

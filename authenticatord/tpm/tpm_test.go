@@ -500,6 +500,9 @@ func TestTransientSlots(t *testing.T) {
 		if _, err := tp.Sign(keys[i%len(keys)], pin1, digest("x")); err != nil {
 			t.Fatalf("op %d: %v", i, err)
 		}
+		if n := tp.loadedKeys(); n > maxCachedKeys {
+			t.Fatalf("op %d: %d keys cached, at most %d", i, n, maxCachedKeys)
+		}
 	}
 	// Fill every slot behind the layer's back, as a crashed process would.
 	fill := func(tr transport.TPM) int {

@@ -13,8 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"time"
+
+	"github.com/fidoserver/hwfido/uaf"
 )
 
 // OIDAAID is id-fido-gen-ce-aaid (FIDO Metadata Statement §3.1, UAF
@@ -30,11 +31,9 @@ var (
 	ErrMismatch = errors.New("vendorca: certificate mismatch")
 )
 
-var aaidRE = regexp.MustCompile(`^[0-9A-Fa-f]{4}#[0-9A-Fa-f]{4}$`)
-
 // AAIDExtension returns the non-critical id-fido-gen-ce-aaid extension for aaid.
 func AAIDExtension(aaid string) (pkix.Extension, error) {
-	if !aaidRE.MatchString(aaid) {
+	if !uaf.ValidAAID(aaid) {
 		return pkix.Extension{}, fmt.Errorf("%w: AAID %q", ErrInvalid, aaid)
 	}
 	v, err := asn1.Marshal([]byte(aaid))

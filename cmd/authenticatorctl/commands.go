@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -214,15 +213,6 @@ func flow(ctx context.Context, c *localclient.Client, e *ioEnv, op uaf.Operation
 }
 
 func exitCode(err error) int {
-	var le *localclient.Error
-	if errors.As(err, &le) {
-		switch le.ASMStatusCode {
-		case uaf.ASMAccessDenied:
-			return exitDenied
-		case uaf.ASMUserLockout:
-			return exitLockout
-		}
-	}
 	if localclient.IsASMStatus(err, uaf.ASMAccessDenied) {
 		return exitDenied
 	}

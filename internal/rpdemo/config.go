@@ -137,7 +137,7 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("rpdemo: config: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) { // also a stray '}' or ']'
 		return nil, errors.New("rpdemo: config: trailing data after the JSON object")
 	}
 	c.setDefaults()

@@ -11,13 +11,13 @@ import (
 
 // Session limits.
 const (
-	sessionCookie  = "rpdemo_session"
-	sessionIdle    = 30 * time.Minute
-	maxSessions    = 10000
-	maxOpsPerUser  = 16
+	sessionCookie = "rpdemo_session"
+	sessionIdle   = 30 * time.Minute
+	maxSessions   = 10000
+	maxOpsPerUser = 16
 	// maxFollowed bounds the operations the app follows at once (one server status stream
 	// and goroutine each), over all sessions.
-	maxFollowed = 1024
+	maxFollowed    = 1024
 	csrfHeader     = "X-CSRF-Token"
 	csrfFormField  = "csrf"
 	randomIDLength = 32
@@ -129,7 +129,6 @@ func (s *sessions) user(ss *session) string {
 	return ss.username
 }
 
-// addOp records op in ss, refusing when the session has too many.
 // reserveOp reserves room for one more operation of ss, before it is dispatched (a
 // dispatched operation must not be refused afterwards); addOp or releaseOp ends the
 // reservation. It reports false when ss has maxOpsPerUser operations in progress.

@@ -31,6 +31,7 @@ func TestConfigValidate(t *testing.T) {
 		{"version", `{` + strings.Replace(base, `"version":1`, `"version":2`, 1) + `}`, "version"},
 		{"unknown field", `{` + base + `,"pasword":"x"}`, "unknown field"},
 		{"trailing", `{` + base + `} {}`, "trailing"},
+		{"stray brace", `{` + base + `}}`, "trailing"},
 		{"no server", `{` + strings.Replace(base, `"server":"http://127.0.0.1:9080",`, ``, 1) + `}`, "server is required"},
 		{"bad server", `{` + strings.Replace(base, `http://127.0.0.1:9080`, `ftp://x`, 1) + `}`, "server must be"},
 		{"no key", `{` + strings.Replace(base, `,"keyFile":"k"`, ``, 1) + `}`, "login.keyFile"},

@@ -71,9 +71,3 @@ func (c *credCache) sweepLocked(now time.Time) {
 		}
 	}
 }
-
-func (c *credCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}

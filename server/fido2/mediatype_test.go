@@ -1,8 +1,10 @@
 package fido2_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMediaTypeAndSlash: the JSON endpoints refuse other content types with 415 (and
@@ -33,8 +35,17 @@ func TestExtensionsBounded(t *testing.T) {
 	if code != 400 || r["status"] != "failed" || r["fido2SessionId"] != nil {
 		t.Fatalf("large extensions: %d %v", code, r)
 	}
+	// Nothing was stored: purging every session ever created finds none.
+	far := time.Now().Add(100 * 365 * 24 * time.Hour)
+	if n, err := e.db.PurgeFIDO2Sessions(context.Background(), far); err != nil || n != 0 {
+		t.Fatalf("sessions stored by the refused request: %d %v", n, err)
+	}
 	small := map[string]any{"example.extension": "x"}
 	if code, r := e.post("/nevisfido/fido2/assertion/options", map[string]any{"username": "", "extensions": small}, nil); code != 200 {
 		t.Fatalf("small extensions: %d %v", code, r)
+	}
+	// The accepted one (an extension that cannot be sealed into the challenge) is stored.
+	if n, err := e.db.PurgeFIDO2Sessions(context.Background(), far); err != nil || n != 1 {
+		t.Fatalf("sessions stored by the accepted request: %d %v", n, err)
 	}
 }

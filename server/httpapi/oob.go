@@ -99,32 +99,22 @@ func (a *API) oobRoutes(both route) {
 }
 
 func (a *API) oobCreate(op uaf.Operation, protected bool) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := requireType(r, TypeUAF, TypeJSON); err != nil {
-			return err
-		}
-		if err := checkAccept(r, TypeJSON); err != nil {
-			return err
-		}
-		caller, err := a.authenticate(r, protected)
-		if err != nil {
-			return err
-		}
-		body, err := readBody(w, r, a.MaxBody)
-		if err != nil {
-			return err
-		}
-		res, err := a.OOB.CreateToken(r.Context(), op, body, caller)
-		if err != nil {
-			return a.serviceError(err)
-		}
-		return writeJSON(w, TypeJSON, res)
-	}
+	return a.oobTokenCall(protected, []string{TypeUAF, TypeJSON}, func(ctx context.Context, body []byte, c *callerauth.Caller) (any, error) {
+		return a.OOB.CreateToken(ctx, op, body, c)
+	})
 }
 
 func (a *API) oobDispatch(op uaf.Operation, protected bool) func(http.ResponseWriter, *http.Request) error {
+	return a.oobTokenCall(protected, []string{TypeJSON}, func(ctx context.Context, body []byte, c *callerauth.Caller) (any, error) {
+		return a.OOB.Dispatch(ctx, op, body, c)
+	})
+}
+
+// oobTokenCall is a token service endpoint: the body's media type one of types, a JSON
+// answer, the caller identified (required when protected), then call with the body.
+func (a *API) oobTokenCall(protected bool, types []string, call func(context.Context, []byte, *callerauth.Caller) (any, error)) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := requireType(r, TypeJSON); err != nil {
+		if err := requireType(r, types...); err != nil {
 			return err
 		}
 		if err := checkAccept(r, TypeJSON); err != nil {
@@ -138,7 +128,7 @@ func (a *API) oobDispatch(op uaf.Operation, protected bool) func(http.ResponseWr
 		if err != nil {
 			return err
 		}
-		res, err := a.OOB.Dispatch(r.Context(), op, body, caller)
+		res, err := call(r.Context(), body, caller)
 		if err != nil {
 			return a.serviceError(err)
 		}

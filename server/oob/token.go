@@ -255,7 +255,8 @@ func (s *Service) Dispatch(ctx context.Context, op uaf.Operation, body []byte, c
 		}
 		return &DispatchResponse{DispatchResult: ResultDispatchTargetNotFound}, nil
 	}
-	if user != "" && op != uaf.OpReg {
+	// A target found above belongs to user (it was read with its user): no second read.
+	if user != "" && op != uaf.OpReg && target == nil {
 		if _, err := s.o.Store.UserByName(ctx, user); errors.Is(err, store.ErrNotFound) {
 			return &DispatchResponse{DispatchResult: ResultUserNotFound}, nil
 		} else if err != nil {

@@ -97,13 +97,6 @@ func (n *notifier) keepPolling() bool {
 	return true
 }
 
-// watching returns the number of sessions watched in this process.
-func (n *notifier) watching() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.subs)
-}
-
 // pollChanges is the process's change poller: it runs while there are watchers and wakes
 // the watchers of the sessions changed in the store since its previous poll, by this or
 // another process (a change of this process was already notified; its watchers read the

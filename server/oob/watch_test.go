@@ -187,6 +187,9 @@ func TestWatchTokenExpiry(t *testing.T) {
 	if n := cs.reads.Load(); n > 3 {
 		t.Fatalf("%d session reads", n)
 	}
+	if n := cs.polls.Load(); n != 0 {
+		t.Fatalf("%d change polls: the expiry must come from the watcher's timer", n)
+	}
 }
 
 // TestWatchDoesNotSkipClientPhase: a session that is redeemed and finished by another

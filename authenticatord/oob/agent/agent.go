@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fidoserver/hwfido/authenticatord/asm"
 	"github.com/fidoserver/hwfido/authenticatord/authr"
 	"github.com/fidoserver/hwfido/authenticatord/localapi"
 	"github.com/fidoserver/hwfido/authenticatord/oob"
@@ -88,8 +87,8 @@ type Agent struct {
 	// all, so that a slot checked before the redeem is still free after it.
 	reserved      map[uint32]int
 	reservedTotal int
-	streams map[string]*streamState // by target id
-	wake    chan struct{}           // a target was added or removed
+	streams       map[string]*streamState // by target id
+	wake          chan struct{}           // a target was added or removed
 }
 
 type pending struct {
@@ -155,38 +154,9 @@ func New(o Options) (*Agent, error) {
 	return a, nil
 }
 
-// bound is the authenticator bound to one OS user, for uafclient (the
-// same binding the local API's in-band client uses).
-type bound struct {
-	a *authr.Authenticator
-	c authr.Caller
-}
-
-func boundTo(a *authr.Authenticator, uid uint32) bound {
-	return bound{a: a, c: authr.Caller{UID: uid, CallerID: "authenticatord-local"}}
-}
-
-func (b bound) Info() asm.AuthenticatorInfo { return b.a.Info(b.c) }
-func (b bound) KeyIDs(appID string) ([]string, error) {
-	regs, err := b.a.Registrations(b.c)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range regs.AppRegs {
-		if r.AppID == appID {
-			return r.KeyIDs, nil
-		}
-	}
-	return nil, nil
-}
-func (b bound) Register(in asm.RegisterIn, pin []byte) (*asm.RegisterOut, error) {
-	return b.a.Register(b.c, in, pin)
-}
-func (b bound) Authenticate(in asm.AuthenticateIn, pin []byte) (*asm.AuthenticateOut, error) {
-	return b.a.Authenticate(b.c, in, pin)
-}
-func (b bound) Deregister(in asm.DeregisterIn) error { return b.a.Deregister(b.c, in) }
-func (b bound) StatusOf(err error) uaf.ASMStatus     { return authr.StatusOf(err) }
+// boundTo is the authenticator bound to OS user uid, for uafclient (the same binding the
+// local API's in-band client uses).
+func boundTo(a *authr.Authenticator, uid uint32) authr.Bound { return a.Bind(authr.LocalCaller(uid)) }
 
 // Begin implements [localapi.OOB]: parse, open (decrypting with the uid's
 // target key named by the JWE kid), redeem and check the request.

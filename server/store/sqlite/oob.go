@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/fidoserver/hwfido/server/oob/record"
@@ -26,7 +25,10 @@ const oobSessionCols = `id, uaf_handle, op, status, username, uaf_status, asm_st
 // oobNextSeq is the change sequence number of a session being inserted or updated: one more
 // than the highest ever given (migrations/0004_oob_changes.sql). Writers are serialised, so
 // it grows in commit order.
-const oobNextSeq = `max(coalesce((SELECT max(seq) FROM oob_sessions), 0), (SELECT seq FROM oob_session_seq WHERE id = 1)) + 1`
+const oobNextSeq = oobMaxSeq + ` + 1`
+
+// oobMaxSeq is the highest change sequence number given so far, also by purged sessions.
+const oobMaxSeq = `max(coalesce((SELECT max(seq) FROM oob_sessions), 0), (SELECT seq FROM oob_session_seq WHERE id = 1))`
 
 // Statements of the out-of-band hot paths. The write statements (and the reads made inside
 // write transactions) are prepared on the writer at [Open] (see writeStmts); the reads are
@@ -53,8 +55,7 @@ const (
 		WHERE (id = ? OR uaf_handle = ?) AND status NOT IN ('succeeded', 'failed') RETURNING id`
 	sqlOOBSessionByID     = "SELECT " + oobSessionCols + " FROM oob_sessions WHERE id = ?"
 	sqlOOBSessionByHandle = "SELECT " + oobSessionCols + " FROM oob_sessions WHERE uaf_handle = ?"
-	sqlOOBSessionSeq      = `SELECT max(coalesce((SELECT max(seq) FROM oob_sessions), 0),
-		(SELECT seq FROM oob_session_seq WHERE id = 1))`
+	sqlOOBSessionSeq      = `SELECT ` + oobMaxSeq
 	sqlOOBSessionsChanged = `SELECT id, seq FROM oob_sessions WHERE seq > ? ORDER BY seq LIMIT ?`
 	sqlOOBTarget          = "SELECT " + oobTargetCols + ` FROM oob_targets t
 		JOIN users u ON u.id = t.user_id WHERE t.id = ?`
@@ -299,8 +300,7 @@ func (db *DB) PurgeOOB(ctx context.Context, now time.Time) (int64, error) {
 	// The highest change sequence number is kept before the sessions go, in the same
 	// transaction, so that it is never given again (see OOBSessionsChanged).
 	err := db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE oob_session_seq SET seq = max(seq,
-			coalesce((SELECT max(seq) FROM oob_sessions), 0)) WHERE id = 1`); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE oob_session_seq SET seq = `+oobMaxSeq+` WHERE id = 1`); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, "DELETE FROM oob_sessions WHERE expires_at < ?", ms(now))
@@ -411,29 +411,11 @@ func (db *DB) CreateOOBTarget(ctx context.Context, t record.Target) error {
 func (db *DB) RegisterUAFWithTarget(ctx context.Context, c store.Consumption, username string, regs []store.UAFRegistration, t record.Target) error {
 	now := db.now()
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := db.consume(ctx, tx, c); err != nil {
-			return err
-		}
-		u, err := ensureUserTx(ctx, tx, username, now)
+		uid, err := db.registerUAFTx(ctx, tx, c, username, regs, now)
 		if err != nil {
 			return err
 		}
-		for _, r := range regs {
-			_, err := tx.ExecContext(ctx, `INSERT INTO uaf_registrations(user_id, aaid, aaid_norm, key_id, public_key,
-				public_key_encoding, signature_algorithm, authenticator_version, sign_counter, reg_counter,
-				attestation_type, attestation_cert, tc_display_png, device_id, created_at, last_used_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				u.ID, r.AAID, strings.ToLower(r.AAID), r.KeyID, r.PublicKey, r.PublicKeyEncoding, r.SignatureAlgorithm,
-				r.AuthenticatorVersion, r.SignCounter, r.RegCounter, r.AttestationType, r.AttestationCert,
-				r.TCDisplayPNG, r.DeviceID, ms(now), ms(now))
-			if isUnique(err) {
-				return store.ErrAlreadyExists
-			}
-			if err != nil {
-				return fmt.Errorf("sqlite: insert registration: %w", err)
-			}
-		}
-		return insertTarget(ctx, tx, u.ID, t, now)
+		return insertTarget(ctx, tx, uid, t, now)
 	})
 }
 

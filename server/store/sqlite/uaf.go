@@ -170,30 +170,37 @@ func (db *DB) consume(ctx context.Context, tx *sql.Tx, c store.Consumption) erro
 func (db *DB) RegisterUAF(ctx context.Context, c store.Consumption, username string, regs []store.UAFRegistration) error {
 	now := db.now()
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := db.consume(ctx, tx, c); err != nil {
-			return err
-		}
-		u, err := ensureUserTx(ctx, tx, username, now)
-		if err != nil {
-			return err
-		}
-		for _, r := range regs {
-			_, err := tx.ExecContext(ctx, `INSERT INTO uaf_registrations(user_id, aaid, aaid_norm, key_id, public_key,
-				public_key_encoding, signature_algorithm, authenticator_version, sign_counter, reg_counter,
-				attestation_type, attestation_cert, tc_display_png, device_id, created_at, last_used_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				u.ID, r.AAID, strings.ToLower(r.AAID), r.KeyID, r.PublicKey, r.PublicKeyEncoding, r.SignatureAlgorithm,
-				r.AuthenticatorVersion, r.SignCounter, r.RegCounter, r.AttestationType, r.AttestationCert,
-				r.TCDisplayPNG, r.DeviceID, ms(now), ms(now))
-			if isUnique(err) {
-				return store.ErrAlreadyExists
-			}
-			if err != nil {
-				return fmt.Errorf("sqlite: insert registration: %w", err)
-			}
-		}
-		return nil
+		_, err := db.registerUAFTx(ctx, tx, c, username, regs, now)
+		return err
 	})
+}
+
+// registerUAFTx consumes c and stores regs for username (created if new) in tx, and returns
+// the user's id.
+func (db *DB) registerUAFTx(ctx context.Context, tx *sql.Tx, c store.Consumption, username string, regs []store.UAFRegistration, now time.Time) (int64, error) {
+	if err := db.consume(ctx, tx, c); err != nil {
+		return 0, err
+	}
+	u, err := ensureUserTx(ctx, tx, username, now)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range regs {
+		_, err := tx.ExecContext(ctx, `INSERT INTO uaf_registrations(user_id, aaid, aaid_norm, key_id, public_key,
+			public_key_encoding, signature_algorithm, authenticator_version, sign_counter, reg_counter,
+			attestation_type, attestation_cert, tc_display_png, device_id, created_at, last_used_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, r.AAID, strings.ToLower(r.AAID), r.KeyID, r.PublicKey, r.PublicKeyEncoding, r.SignatureAlgorithm,
+			r.AuthenticatorVersion, r.SignCounter, r.RegCounter, r.AttestationType, r.AttestationCert,
+			r.TCDisplayPNG, r.DeviceID, ms(now), ms(now))
+		if isUnique(err) {
+			return 0, store.ErrAlreadyExists
+		}
+		if err != nil {
+			return 0, fmt.Errorf("sqlite: insert registration: %w", err)
+		}
+	}
+	return u.ID, nil
 }
 
 // AuthenticateUAF implements [store.Store].
@@ -202,12 +209,12 @@ func (db *DB) AuthenticateUAF(ctx context.Context, c store.Consumption, updates 
 		if err := db.consume(ctx, tx, c); err != nil {
 			return err
 		}
+		st, err := db.txStmt(ctx, tx, sqlUpdateCounter)
+		if err != nil {
+			return err
+		}
 		for _, u := range updates {
 			// The counter must grow, unless the authenticator keeps none (stored and new both 0).
-			st, err := db.txStmt(ctx, tx, sqlUpdateCounter)
-			if err != nil {
-				return err
-			}
 			res, err := st.ExecContext(ctx, u.SignCounter, ms(u.UsedAt), u.RegistrationID, u.SignCounter, u.SignCounter)
 			if err != nil {
 				return fmt.Errorf("sqlite: update counter: %w", err)
