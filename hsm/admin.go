@@ -203,15 +203,10 @@ func (t *Token) GenerateKey(ctx context.Context, p Purpose) (KeyInfo, error) {
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	ks, err := t.findKeys(t.anchor)
+	ks, err := t.refreshKeysLocked(ctx)
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	if err := t.selfTest(ctx, t.anchor, ks); err != nil {
-		return KeyInfo{}, err
-	}
-	ks.gen = t.keys.Load().gen + 1
-	t.keys.Store(ks)
 	k := ks.version(p, version)
 	if k == nil {
 		return KeyInfo{}, fmt.Errorf("hsm: generated key %s not found", label)

@@ -13,10 +13,19 @@ import (
 type Faults struct {
 	Logins atomic.Int64 // C_Login calls
 	Signs  atomic.Int64 // C_Sign calls
+	Copies atomic.Int64 // C_CopyObject calls
 
 	mu   sync.Mutex
 	sign []pkcs11.Error // errors for the next C_Sign calls
 	open []pkcs11.Error // errors for the next C_OpenSession calls
+	copy []pkcs11.Error // errors for the next C_CopyObject calls
+}
+
+// FailCopies makes the next len(codes) C_CopyObject calls fail.
+func (f *Faults) FailCopies(codes ...pkcs11.Error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.copy = append(f.copy, codes...)
 }
 
 // FailSigns makes the next len(codes) C_Sign calls fail with codes.
@@ -62,6 +71,14 @@ func (x *faulty) Sign(sh pkcs11.SessionHandle, m []byte) ([]byte, error) {
 	return x.p11.Sign(sh, m)
 }
 
+func (x *faulty) CopyObject(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+	x.f.Copies.Add(1)
+	if err := x.f.next(&x.f.copy); err != nil {
+		return 0, err
+	}
+	return x.p11.CopyObject(sh, o, tmpl)
+}
+
 func (x *faulty) OpenSession(slot, flags uint) (pkcs11.SessionHandle, error) {
 	if err := x.f.next(&x.f.open); err != nil {
 		return 0, err
@@ -83,6 +100,10 @@ func Slot(t *Token) uint { t.mu.Lock(); defer t.mu.Unlock(); return t.slot }
 
 // KeyHandle returns the cached private/secret key handle of the active key of p.
 func KeyHandle(t *Token, p Purpose) pkcs11.ObjectHandle { return t.keys.Load().active(p).handle }
+
+// UseHandle returns the handle operations use for the active key of p (its
+// session copy, unless copies are off or refused).
+func UseHandle(t *Token, p Purpose) pkcs11.ObjectHandle { return t.keys.Load().active(p).use }
 
 // PooledSessions returns the handles currently idle in the pool.
 func PooledSessions(t *Token) []pkcs11.SessionHandle {

@@ -109,13 +109,19 @@ type KeyInfo struct {
 // key is a loaded key with its cached handles.
 type key struct {
 	KeyInfo
-	handle pkcs11.ObjectHandle // private or secret key
+	handle pkcs11.ObjectHandle // private or secret key: the token object
+	// use is the handle operations use: the key's session copy on the anchor
+	// session (copied is true), or handle.
+	use    pkcs11.ObjectHandle
+	copied bool
 }
 
 // keySet is an immutable snapshot of the token's keys; it is replaced as a
 // whole after re-finding handles.
 type keySet struct {
-	gen       uint64
+	gen uint64
+	// anchor is the session holding the keys' session copies.
+	anchor    pkcs11.SessionHandle
 	byPurpose [numPurposes][]*key // ascending version; the last one is active
 	byKID     map[string]*key
 	jwks      []byte

@@ -151,8 +151,11 @@ func (t *Token) relogin(gen uint64) error {
 	if err != nil {
 		return err
 	}
+	prev := t.keys.Load()
+	t.copyKeys(ks, nil)
 	ks.gen = gen + 1
 	t.keys.Store(ks)
+	t.destroyCopies(prev, ks)
 	t.log.Info("hsm: keys re-found after re-login", "keys", len(ks.byKID))
 	return nil
 }
@@ -256,7 +259,7 @@ func (t *Token) selfTest(_ context.Context, sh pkcs11.SessionHandle, ks *keySet)
 			msg := []byte("hwfido hsm self-test " + k.Label)
 			if Purpose(p).IsEC() {
 				d := sha256.Sum256(msg)
-				raw, err := t.rawSign(sh, t.mechE, k.handle, d[:])
+				raw, err := t.rawSign(sh, t.mechE, k.use, d[:])
 				if err != nil {
 					return fmt.Errorf("%w: %s: %w", ErrSelfTest, k.Label, err)
 				}
@@ -265,15 +268,15 @@ func (t *Token) selfTest(_ context.Context, sh pkcs11.SessionHandle, ks *keySet)
 				}
 				continue
 			}
-			tag1, err := t.rawSign(sh, t.mechH, k.handle, msg)
+			tag1, err := t.rawSign(sh, t.mechH, k.use, msg)
 			if err != nil {
 				return fmt.Errorf("%w: %s: %w", ErrSelfTest, k.Label, err)
 			}
-			tag2, err := t.rawSign(sh, t.mechH, k.handle, msg)
+			tag2, err := t.rawSign(sh, t.mechH, k.use, msg)
 			if err != nil {
 				return fmt.Errorf("%w: %s: %w", ErrSelfTest, k.Label, err)
 			}
-			tag3, err := t.rawSign(sh, t.mechH, k.handle, append(msg, '!'))
+			tag3, err := t.rawSign(sh, t.mechH, k.use, append(msg, '!'))
 			if err != nil {
 				return fmt.Errorf("%w: %s: %w", ErrSelfTest, k.Label, err)
 			}
@@ -319,7 +322,7 @@ func (t *Token) signWith(ctx context.Context, p Purpose, v uint32, digest []byte
 		if k == nil {
 			return fmt.Errorf("%w: no %s key", ErrUnknownKey, p)
 		}
-		s, err := t.rawSign(sh, t.mechE, k.handle, digest)
+		s, err := t.rawSign(sh, t.mechE, k.use, digest)
 		if err != nil {
 			return err
 		}
@@ -388,7 +391,7 @@ func (t *Token) MAC(ctx context.Context, data []byte) (tag []byte, version uint3
 		if k == nil {
 			return fmt.Errorf("%w: no %s key", ErrUnknownKey, PurposeServerDataMAC)
 		}
-		out, err := t.rawSign(sh, t.mechH, k.handle, data)
+		out, err := t.rawSign(sh, t.mechH, k.use, data)
 		if err != nil {
 			return err
 		}
@@ -415,7 +418,7 @@ func (t *Token) MACWithVersion(ctx context.Context, version uint32, data []byte)
 		if k == nil {
 			return fmt.Errorf("%w: %s version %d", ErrUnknownKey, PurposeServerDataMAC, version)
 		}
-		out, err := t.rawSign(sh, t.mechH, k.handle, data)
+		out, err := t.rawSign(sh, t.mechH, k.use, data)
 		tag = out
 		return err
 	})
@@ -492,15 +495,30 @@ func (t *Token) Reload(ctx context.Context) error {
 	defer t.mod.gate.RUnlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ks, err := t.findKeys(t.anchor)
+	ks, err := t.refreshKeysLocked(ctx)
 	if err != nil {
 		return err
 	}
-	if err := t.selfTest(ctx, t.anchor, ks); err != nil {
-		return err
-	}
-	ks.gen = t.keys.Load().gen + 1
-	t.keys.Store(ks)
 	t.log.Info("hsm: keys reloaded", "keys", len(ks.byKID))
 	return nil
+}
+
+// refreshKeysLocked re-finds the keys on the anchor session, copies new ones
+// (reusing the copies of keys already loaded), self-tests the set and swaps it
+// in. t.mu is held.
+func (t *Token) refreshKeysLocked(ctx context.Context) (*keySet, error) {
+	ks, err := t.findKeys(t.anchor)
+	if err != nil {
+		return nil, err
+	}
+	prev := t.keys.Load()
+	t.copyKeys(ks, prev)
+	if err := t.selfTest(ctx, t.anchor, ks); err != nil {
+		t.destroyCopies(ks, prev)
+		return nil, err
+	}
+	ks.gen = prev.gen + 1
+	t.keys.Store(ks)
+	t.destroyCopies(prev, ks)
+	return ks, nil
 }

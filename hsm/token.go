@@ -36,6 +36,15 @@ type Config struct {
 	// serverData MAC key (for provisioning with GenerateKey). Servers leave
 	// it false.
 	AllowMissingKeys bool
+	// NoSessionCopies makes operations use the token objects themselves. By
+	// default each key is copied once, at load, into a session object of the
+	// anchor session (C_CopyObject with CKA_TOKEN false): the copy stays inside
+	// the HSM, sensitive and not extractable, and vanishes with the session,
+	// but operations on it skip the per-use consistency checks of persistent
+	// objects (SoftHSM re-reads a token object's file on every C_SignInit:
+	// ECDSA 81 → 57 µs, HMAC 46 → 16 µs per call on the reference VM). A token
+	// whose policy forbids the copy (CKA_COPYABLE false) is used directly.
+	NoSessionCopies bool
 
 	// wrap, set only by tests in this package, decorates the PKCS#11
 	// context to inject faults.
@@ -263,6 +272,7 @@ func (t *Token) initLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t.copyKeys(ks, nil)
 	if err := t.selfTest(ctx, anchor, ks); err != nil {
 		return err
 	}
@@ -400,7 +410,9 @@ func (t *Token) attrs(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, types ...u
 func (t *Token) findKeys(sh pkcs11.SessionHandle) (*keySet, error) {
 	ks := &keySet{byKID: map[string]*key{}}
 	for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_SECRET_KEY} {
-		hs, err := t.findObjects(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)})
+		// Only persistent objects: the session copies (see copyKeys) share CKA_ID.
+		hs, err := t.findObjects(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)})
 		if err != nil {
 			return nil, err
 		}
@@ -432,7 +444,7 @@ func (t *Token) findKeys(sh pkcs11.SessionHandle) (*keySet, error) {
 			}); err != nil {
 				return nil, err
 			}
-			k := &key{KeyInfo: KeyInfo{Purpose: purpose, Version: version, Label: label, ID: id}, handle: h}
+			k := &key{KeyInfo: KeyInfo{Purpose: purpose, Version: version, Label: label, ID: id}, handle: h, use: h}
 			if purpose.IsEC() {
 				if kt := attrUint(a[pkcs11.CKA_KEY_TYPE]); kt != pkcs11.CKK_EC {
 					return nil, &PolicyError{Label: label, ID: id, Reason: fmt.Sprintf("key type %#x, want CKK_EC", kt)}

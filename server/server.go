@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Server, 
 		}
 	}()
 	s.token, err = hsm.Open(ctx, hsm.Config{URI: cfg.HSM.URI, Sessions: cfg.HSM.Sessions,
-		AcquireTimeout: cfg.HSM.AcquireTimeout.D(), Logger: log.With("component", "hsm")})
+		AcquireTimeout: cfg.HSM.AcquireTimeout.D(), NoSessionCopies: cfg.HSM.KeyCopies == "none", Logger: log.With("component", "hsm")})
 	if err != nil {
 		return nil, fmt.Errorf("server: hsm: %w", err)
 	}

@@ -40,6 +40,8 @@ type Options struct {
 	Quiet bool
 	// RecoveryBackoff is passed to hsm.Config; 0 means 20ms (fast tests).
 	RecoveryBackoff time.Duration
+	// NoSessionCopies is passed to hsm.Config.
+	NoSessionCopies bool
 }
 
 // Token is an open token for one test. The embedded *hsm.Token is closed by
@@ -123,7 +125,8 @@ func NewTokenWith(tb testing.TB, opts Options) *Token {
 		Dir: dir, Label: label, SOPINFile: soFile, UserPINFile: userFile, NoVendorCA: opts.NoVendorCA, Logger: log,
 	})
 	var tok *hsm.Token
-	cfg := hsm.Config{Sessions: opts.Sessions, Logger: log, RecoveryBackoff: opts.RecoveryBackoff, MaxRecoveryBackoff: time.Second}
+	cfg := hsm.Config{Sessions: opts.Sessions, Logger: log, RecoveryBackoff: opts.RecoveryBackoff, MaxRecoveryBackoff: time.Second,
+		NoSessionCopies: opts.NoSessionCopies}
 	if cfg.RecoveryBackoff == 0 {
 		cfg.RecoveryBackoff = 20 * time.Millisecond
 	}

@@ -99,6 +99,11 @@ type HSM struct {
 	Sessions int `yaml:"sessions"`
 	// AcquireTimeout bounds the wait for a free session (default 2s).
 	AcquireTimeout Duration `yaml:"acquire-timeout"`
+	// KeyCopies is "session" (default): each key is used through a copy in a session
+	// object of the token, which stays inside the HSM, sensitive and not extractable; or
+	// "none": operations use the persistent token objects (for tokens whose policy
+	// forbids copies; SoftHSM is then slower by about a third per signature).
+	KeyCopies string `yaml:"key-copies"`
 }
 
 // Store locates the credential repository.
@@ -241,6 +246,9 @@ func (c *Config) defaults() {
 	if s.QueueTimeout == 0 {
 		s.QueueTimeout = Duration(5 * time.Second)
 	}
+	if c.HSM.KeyCopies == "" {
+		c.HSM.KeyCopies = "session"
+	}
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = 256 << 10
 	}
@@ -321,6 +329,11 @@ func (c *Config) Validate() error {
 	}
 	if c.HSM.Sessions < 0 || c.HSM.Sessions > 256 {
 		return bad("hsm.sessions", "must be between 1 and 256, or 0 for the URI's max-sessions (else 4)")
+	}
+	switch c.HSM.KeyCopies {
+	case "session", "none":
+	default:
+		return bad("hsm.key-copies", "must be session or none")
 	}
 	for _, d := range []struct {
 		key string

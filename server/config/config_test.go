@@ -49,6 +49,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"listen: 127.0.0.1:9080", "listen: nowhere", "server.listen"},
 		{`uri: "pkcs11:`, `uri: "pkcs12:`, "hsm.uri"},
 		{"sessions: 4", "sessions: 999", "hsm.sessions"},
+		{"key-copies: session", "key-copies: always", "hsm.key-copies"},
 		{"path: /var/lib/hwfido/hwfido.db", "path: ''", "store.path"},
 		{"app-id: https://", "app-id: http://", "fido-uaf.app-id"},
 		{"app-id: https://fido.example.com", "app-id: ftp://127.0.0.1", "fido-uaf.app-id"},
