@@ -99,7 +99,7 @@ func (s *Service) beginAuthentication(ctx context.Context, req optionsRequest) (
 	}
 	if user != nil {
 		now := s.now()
-		s.creds.put(id, user, rows, now.Add(s.cfg.AuthenticationTimeout), now)
+		s.creds.update(id, now.Add(s.cfg.AuthenticationTimeout), now, func(e *cachedCreds) { e.user, e.rows = user, rows })
 	}
 	return optionsResponse(assertion.Response, id)
 }
@@ -146,8 +146,14 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 		cred *webauthn.Credential
 	)
 	if p.sess.UserID != 0 {
-		c, ok := s.creds.take(p.sess.ID, s.now())
-		if !ok || c.user.ID != p.sess.UserID {
+		var c cachedCreds
+		ok := false
+		if p.local != nil {
+			c, ok = *p.local, true
+		} else {
+			c, ok = s.creds.take(p.sess.ID, s.now())
+		}
+		if !ok || c.user == nil || c.user.ID != p.sess.UserID {
 			user, rows, uerr := s.deps.Store.FIDO2UserCredentials(ctx, p.sess.UserID, s.cfg.RPID)
 			if errors.Is(uerr, store.ErrNotFound) {
 				return nil, badRequest("session user no longer exists", uerr)

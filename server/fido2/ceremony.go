@@ -2,10 +2,12 @@ package fido2
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -24,6 +26,8 @@ type pending struct {
 	ext    uint8
 	// keyVersion is the MAC key version of a sealed session.
 	keyVersion uint32
+	// local is what this process's options call remembered (credCache), or nil.
+	local *cachedCreds
 }
 
 // startSession makes the session of new options: sealed into a fresh challenge when the
@@ -47,7 +51,13 @@ func (s *Service) startSession(ctx context.Context, c record.Ceremony, userID in
 		if err != nil {
 			return "", nil, err
 		}
-		return b64(ch), ch, nil
+		id := b64(ch)
+		// The state as the challenge carries it (open's view): key version, and the
+		// expiry in whole milliseconds.
+		st.keyVersion = uint32(binary.BigEndian.Uint16(ch[1:3]))
+		st.expires = time.UnixMilli(st.expires.UnixMilli()).UTC()
+		s.creds.update(id, st.expires, now, func(e *cachedCreds) { e.state = &st })
+		return id, ch, nil
 	}
 	ch, err := decodeB64URL(sd.Challenge)
 	if err != nil {
@@ -81,7 +91,18 @@ func replayed(err error) error { return badRequest("challenge was already used",
 // enforced when the outcome is recorded (a replay fails there with store.ErrReplay).
 func (s *Service) openSession(ctx context.Context, c record.Ceremony, challenge []byte) (*pending, error) {
 	now := s.now()
-	st, err := s.sealer.open(ctx, challenge)
+	var (
+		st    sealedState
+		local *cachedCreds
+		err   error
+	)
+	// A challenge this process sealed is taken as issued (no HSM call); any other one
+	// must carry a valid tag.
+	if e, ok := s.creds.take(b64(challenge), now); ok && e.state != nil {
+		st, local = *e.state, &e
+	} else {
+		st, err = s.sealer.open(ctx, challenge)
+	}
 	if err != nil && !errors.Is(err, errNotSealed) {
 		return nil, err // the HSM could not be asked: 503, nothing consumed
 	}
@@ -89,7 +110,7 @@ func (s *Service) openSession(ctx context.Context, c record.Ceremony, challenge 
 		if st.ceremony != c || !now.Before(st.expires) {
 			return nil, unknownSession(c, nil)
 		}
-		p := &pending{sealed: true, ext: st.ext, keyVersion: st.keyVersion, sess: record.Session{
+		p := &pending{sealed: true, ext: st.ext, keyVersion: st.keyVersion, local: local, sess: record.Session{
 			ID: b64(challenge), Ceremony: c, Challenge: challenge, UserID: st.userID, Username: st.username,
 			Status: record.StatusInitialized, ExpiresAt: st.expires,
 		}}

@@ -11,38 +11,46 @@ import (
 // credCacheMax bounds the entries of a [credCache].
 const credCacheMax = 10000
 
-// credCache keeps, per pending authentication (by session ID), the user and credentials
-// its options call read, so that the result call on the same process verifies against
-// exactly what the options offered without reading them again. It is only an
-// optimisation: a miss (another node, a restart, a full cache) reads the store, and the
-// result's write transaction still refuses a credential deleted in the meantime
-// (store.ErrNotFound) and a counter that did not increase (store.ErrCounter). It is safe
-// for concurrent use.
+// credCache keeps what an options call of this process knew for its result call, by
+// session ID: the state it sealed into the challenge (so that a result on the same
+// process need not ask the HSM to check the challenge's tag: the challenge is one this
+// process issued, byte for byte) and, for an authentication, the user and credentials it
+// read (so that the result verifies against exactly what the options offered without
+// reading them again). It is only an optimisation: a miss (another node, a restart, a
+// full cache) checks the tag in the HSM and reads the store, and the result's write
+// transaction still refuses a replay (store.ErrReplay), a credential deleted in the
+// meantime (store.ErrNotFound) and a counter that did not increase (store.ErrCounter).
+// It is safe for concurrent use.
 type credCache struct {
 	mu sync.Mutex
 	m  map[string]cachedCreds
 }
 
 type cachedCreds struct {
-	user    *store.User
+	state   *sealedState // the sealed session's state, or nil
+	user    *store.User  // nil: not read by the options (registration, discoverable login)
 	rows    []record.Credential
 	expires time.Time
 }
 
 func newCredCache() *credCache { return &credCache{m: map[string]cachedCreds{}} }
 
-// put remembers the credentials of session id until expires; when the cache is full even
-// after dropping expired entries, it does not remember them.
-func (c *credCache) put(id string, u *store.User, rows []record.Credential, expires, now time.Time) {
+// update remembers, until expires, what fill sets in the entry of session id (a new one
+// or the one already there); when the cache is full even after dropping expired entries,
+// it does not remember a new entry.
+func (c *credCache) update(id string, expires, now time.Time, fill func(*cachedCreds)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= credCacheMax {
+	e, ok := c.m[id]
+	if !ok && len(c.m) >= credCacheMax {
 		c.sweepLocked(now)
 		if len(c.m) >= credCacheMax {
 			return
 		}
 	}
-	c.m[id] = cachedCreds{user: u, rows: rows, expires: expires}
+	fill(&e)
+	e.expires = expires
+	c.m[id] = e
 }
 
 // take returns and forgets the entry of session id when it is present and not expired.
