@@ -56,22 +56,37 @@ func BenchmarkPoolHMAC(b *testing.B) {
 }
 
 // BenchmarkRawES256 is the baseline: n goroutines, each with its own
-// session, looping SHA-256 + C_SignInit + C_Sign (CKM_ECDSA) on the same key.
+// session, looping SHA-256 + C_SignInit + C_Sign (CKM_ECDSA) on the same key
+// handle the pool uses (the key's session copy).
 func BenchmarkRawES256(b *testing.B) {
-	benchRaw(b, hsm.PurposeTokenSigning, pkcs11.CKM_ECDSA, true)
+	benchRaw(b, hsm.PurposeTokenSigning, pkcs11.CKM_ECDSA, true, false)
 }
 
 // BenchmarkRawHMAC: the same with CKM_SHA256_HMAC over 96 bytes.
 func BenchmarkRawHMAC(b *testing.B) {
-	benchRaw(b, hsm.PurposeServerDataMAC, pkcs11.CKM_SHA256_HMAC, false)
+	benchRaw(b, hsm.PurposeServerDataMAC, pkcs11.CKM_SHA256_HMAC, false, false)
 }
 
-func benchRaw(b *testing.B, p hsm.Purpose, mech uint, hash bool) {
+// BenchmarkRawES256TokenObject is BenchmarkRawES256 on the persistent token
+// object instead of its session copy (hsm.key-copies: none).
+func BenchmarkRawES256TokenObject(b *testing.B) {
+	benchRaw(b, hsm.PurposeTokenSigning, pkcs11.CKM_ECDSA, true, true)
+}
+
+// BenchmarkRawHMACTokenObject is BenchmarkRawHMAC on the token object.
+func BenchmarkRawHMACTokenObject(b *testing.B) {
+	benchRaw(b, hsm.PurposeServerDataMAC, pkcs11.CKM_SHA256_HMAC, false, true)
+}
+
+func benchRaw(b *testing.B, p hsm.Purpose, mech uint, hash, tokenObject bool) {
 	for _, n := range benchSessions {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			tok := hsmtest.NewTokenWith(b, hsmtest.Options{Sessions: 1, NoVendorCA: true, Quiet: true})
 			ctx := hsm.RawCtx(tok.Token)
-			h := hsm.KeyHandle(tok.Token, p)
+			h := hsm.UseHandle(tok.Token, p)
+			if tokenObject {
+				h = hsm.KeyHandle(tok.Token, p)
+			}
 			m := []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}
 			var left atomic.Int64
 			left.Store(int64(b.N))
