@@ -1,17 +1,16 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
+	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
 // ConfigVersion is the only supported config file version.
@@ -180,14 +179,9 @@ func (c *Config) DAParams() (tpm.DAParams, error) {
 // ParseConfig decodes a config strictly (unknown fields and trailing data
 // refused), applies defaults and validates it.
 func ParseConfig(b []byte) (*Config, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var c Config
-	if err := dec.Decode(&c); err != nil {
+	if err := strictjson.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("daemon: config: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("daemon: config: trailing data")
 	}
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {

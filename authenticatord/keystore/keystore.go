@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
+	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
 // KeyIDSize is the size of generated KeyIDs (UAF allows 32..2048 bytes).
@@ -146,17 +147,9 @@ func Open(path string, opts Options) (*Store, error) {
 
 // decode parses a store file strictly.
 func decode(b []byte) (*file, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var d file
-	if err := dec.Decode(&d); err != nil {
+	if err := strictjson.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data", ErrInvalid)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: trailing data", ErrInvalid)
 	}
 	if d.Version != fileVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", ErrInvalid, d.Version, fileVersion)

@@ -1,7 +1,6 @@
 package localapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -23,6 +22,7 @@ import (
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
 	"github.com/fidoserver/hwfido/authenticatord/uafclient"
 	"github.com/fidoserver/hwfido/authenticatord/vendorca"
+	"github.com/fidoserver/hwfido/internal/strictjson"
 	"github.com/fidoserver/hwfido/uaf"
 	"golang.org/x/sys/unix"
 )
@@ -286,14 +286,13 @@ func decode(r *http.Request, v any) error {
 	if err != nil {
 		return herr(http.StatusBadRequest, "body unreadable", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return herr(http.StatusBadRequest, "bad JSON body: "+err.Error(), nil)
-	}
 	// Anything after the value — another value or a stray '}' — is refused.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	err = strictjson.Unmarshal(b, v)
+	if errors.Is(err, strictjson.ErrTrailingData) {
 		return herr(http.StatusBadRequest, "trailing data after JSON body", nil)
+	}
+	if err != nil {
+		return herr(http.StatusBadRequest, "bad JSON body: "+err.Error(), nil)
 	}
 	return nil
 }
@@ -318,9 +317,7 @@ func (s *Server) handleASM(_ http.ResponseWriter, r *http.Request, p Peer) (any,
 	var data any
 	var err error
 	argErr := func(v any) error {
-		dec := json.NewDecoder(bytes.NewReader(req.Args))
-		dec.DisallowUnknownFields()
-		if e := dec.Decode(v); e != nil {
+		if e := strictjson.Unmarshal(req.Args, v); e != nil {
 			return herr(http.StatusBadRequest, "bad args: "+e.Error(), nil)
 		}
 		return nil

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/fidoserver/hwfido/internal/strictjson"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -115,13 +115,8 @@ func strictDecode(b []byte, v any, maxKeys int) error {
 	if err := checkObjectKeys(b, maxKeys); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Unmarshal(b, v); err != nil {
 		return invalid("json: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalid("trailing data after JSON")
 	}
 	return nil
 }

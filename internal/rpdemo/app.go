@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidoserver/hwfido/internal/strictjson"
 	"github.com/fidoserver/hwfido/server/callerauth"
 )
 
@@ -246,17 +247,15 @@ func decodeJSON(r *http.Request, v any) error {
 	if mt := r.Header.Get("Content-Type"); !strings.HasPrefix(mt, "application/json") {
 		return errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json", nil)
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return errorf(http.StatusRequestEntityTooLarge, "request body too large", err)
-		}
-		return errorf(http.StatusBadRequest, "malformed JSON body", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	err := strictjson.Decode(r.Body, v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return errorf(http.StatusRequestEntityTooLarge, "request body too large", err)
+	case errors.Is(err, strictjson.ErrTrailingData):
 		return errorf(http.StatusBadRequest, "trailing data after the JSON body", nil)
+	case err != nil:
+		return errorf(http.StatusBadRequest, "malformed JSON body", err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package rpdemo
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
 // ConfigVersion is the only supported config file version.
@@ -132,13 +133,8 @@ func LoadConfig(path string) (*Config, error) {
 // ParseConfig strictly decodes, defaults and validates a config.
 func ParseConfig(b []byte) (*Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := strictjson.Unmarshal(b, &c); err != nil { // also a stray '}' or ']'
 		return nil, fmt.Errorf("rpdemo: config: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) { // also a stray '}' or ']'
-		return nil, errors.New("rpdemo: config: trailing data after the JSON object")
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {

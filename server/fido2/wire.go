@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/go-webauthn/webauthn/protocol"
+
+	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
 // decodeStrict decodes one JSON value from r's body into v, refusing unknown fields,
@@ -37,13 +39,12 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 func decodeStrictBytes(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("malformed request: "+jsonErrorText(err), err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	err := strictjson.Unmarshal(body, v)
+	if errors.Is(err, strictjson.ErrTrailingData) {
 		return badRequest("malformed request: trailing data after JSON value", err)
+	}
+	if err != nil {
+		return badRequest("malformed request: "+jsonErrorText(err), err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
 // Media types of the nevisFIDO API.
@@ -88,16 +89,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 // decodeStrict decodes one JSON value into v, refusing unknown fields and trailing data.
 func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := strictjson.Unmarshal(b, v)
+	if errors.Is(err, strictjson.ErrTrailingData) {
+		return Errorf(http.StatusBadRequest, "request body has trailing data", nil)
+	}
+	if err != nil {
 		return Errorf(http.StatusBadRequest, "request body does not match the expected structure", err)
-	}
-	if dec.More() {
-		return Errorf(http.StatusBadRequest, "request body has trailing data", nil)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Errorf(http.StatusBadRequest, "request body has trailing data", nil)
 	}
 	return nil
 }

@@ -1,20 +1,18 @@
 package oob
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/fidoserver/hwfido/internal/strictjson"
 	"github.com/fidoserver/hwfido/server/callerauth"
 	"github.com/fidoserver/hwfido/server/oob/record"
 	"github.com/fidoserver/hwfido/server/resulttoken"
@@ -169,13 +167,12 @@ func randomID(n int) (string, error) {
 
 // decodeStrict decodes one JSON object into v, refusing unknown fields and trailing data.
 func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("request body does not match the expected structure", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	err := strictjson.Unmarshal(b, v)
+	if errors.Is(err, strictjson.ErrTrailingData) {
 		return badRequest("request body has trailing data", nil)
+	}
+	if err != nil {
+		return badRequest("request body does not match the expected structure", err)
 	}
 	return nil
 }

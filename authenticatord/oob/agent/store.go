@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/fidoserver/hwfido/authenticatord/oob"
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
+	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
 // storeVersion is the version of the target store file.
@@ -71,14 +70,9 @@ func (s *store) load(uid uint32) (*userFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: read target store: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var f userFile
-	if err := dec.Decode(&f); err != nil {
+	if err := strictjson.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("agent: target store %s: %w", s.path(uid), err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("agent: target store %s: trailing data", s.path(uid))
 	}
 	if f.Version != storeVersion || f.DeviceID == "" || len(f.Targets) > maxTargets {
 		return nil, fmt.Errorf("agent: target store %s: bad version, device id or size", s.path(uid))

@@ -30,6 +30,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/fidoserver/hwfido/internal/strictjson"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -304,9 +305,7 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Token string `json:"token"`
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
+	if err := strictjson.Decode(io.LimitReader(r.Body, 4096), &in); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -404,9 +403,7 @@ func (s *Server) process(op uaf.Operation, body []byte) *uaf.ServerResponse {
 	}
 	var rc respContext
 	if send.Context != "" {
-		dec := json.NewDecoder(strings.NewReader(send.Context))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&rc); err != nil {
+		if err := strictjson.Unmarshal([]byte(send.Context), &rc); err != nil {
 			return refuse(uaf.StatusBadRequest, "context: %v", err)
 		}
 	}
@@ -490,9 +487,7 @@ func (s *Server) parseTarget(b json.RawMessage, username string) (*Target, error
 		SignatureKey  json.RawMessage `json:"signatureKey"`
 		EncryptionKey json.RawMessage `json:"encryptionKey"`
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
+	if err := strictjson.Unmarshal(b, &in); err != nil {
 		return nil, err
 	}
 	if in.Name == "" {
@@ -606,9 +601,7 @@ func (s *Server) verify(id, jws, aud string) (*Target, *claims, error) {
 		return nil, nil, err
 	}
 	var c claims
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || c.RequestID == "" || c.Aud != aud {
+	if err := strictjson.Unmarshal(payload, &c); err != nil || c.RequestID == "" || c.Aud != aud {
 		s.authFails++
 		return nil, nil, errors.New("bad claims")
 	}
