@@ -52,6 +52,19 @@ func DecodeQR(r io.Reader) (string, error) {
 	return decodeQRImage(img)
 }
 
+// decodeWith decodes the QR code in img with ZXing and one hint set to true.
+func decodeWith(img image.Image, hint gozxing.DecodeHintType) (*gozxing.Result, error) {
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoQR, err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{hint: true})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoQR, err)
+	}
+	return res, nil
+}
+
 func decodeQRImage(img image.Image) (s string, err error) {
 	// gozxing reports malformed input with errors, but it is a large
 	// decoder fed with untrusted pixels: a panic must not take the daemon
@@ -61,14 +74,17 @@ func decodeQRImage(img image.Image) (s string, err error) {
 			s, err = "", fmt.Errorf("%w: decoder panic: %v", ErrNoQR, r)
 		}
 	}()
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	res, err := decodeWith(img, gozxing.DecodeHintType_TRY_HARDER)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoQR, err)
+		// ZXing's detector misplaces the finder patterns of about 1 code in 40 of the
+		// server's own, cleanly rendered codes (an estimate outside the image). Such an
+		// image is the code alone: read it as a pure barcode.
+		if r2, err2 := decodeWith(img, gozxing.DecodeHintType_PURE_BARCODE); err2 == nil {
+			res, err = r2, nil
+		}
 	}
-	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, hints)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoQR, err)
+		return "", err
 	}
 	t := res.GetText()
 	if len(t) > 2*MaxPayload {

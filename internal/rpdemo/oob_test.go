@@ -93,14 +93,22 @@ func redeemAndAnswer(t *testing.T, hc *http.Client, base string, a *uaftest.Auth
 // events reads the app's event stream of op until it is final.
 func events(t *testing.T, c *http.Client, base, op string) []OpState {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+"/api/ops/"+url.PathEscape(op)+"/events", nil)
+	// It runs on its own goroutine, where t.Fatal would not end the test but leave the
+	// caller waiting: a failure is reported with t.Errorf and a zero (non-final) state.
+	fail := func(format string, args ...any) []OpState {
+		t.Errorf("events of %s: "+format, append([]any{op}, args...)...)
+		return []OpState{{}}
+	}
+	// The stream ends with the test, so that a test that failed meanwhile does not leave
+	// it open and the server's Close waiting for it.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/api/ops/"+url.PathEscape(op)+"/events", nil)
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return fail("%v", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		return fail("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	var out []OpState
 	err = readSSE(bufio.NewReader(resp.Body), func(ev string, data []byte) error {
@@ -112,10 +120,10 @@ func events(t *testing.T, c *http.Client, base, op string) []OpState {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		return fail("%v (after %+v)", err, out)
 	}
 	if len(out) == 0 || !out[len(out)-1].Final {
-		t.Fatalf("stream ended without a final state: %+v", out)
+		return fail("stream ended without a final state: %+v", out)
 	}
 	return out
 }
