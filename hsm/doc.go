@@ -17,6 +17,17 @@
 // [Token.VerifyMAC]) borrow a session with a deadline and never search for
 // objects.
 //
+// # Session copies
+//
+// Unless [Config].NoSessionCopies is set, each key is copied once at load into
+// a session object of the anchor session (C_CopyObject with CKA_TOKEN false)
+// and operations use the copy. The copy is created and kept inside the token,
+// is checked to be sensitive and not extractable (else destroyed), and
+// vanishes with the session; reloads reuse it, a re-login makes new ones. On
+// SoftHSM this skips the file checks of persistent objects on every
+// C_SignInit (ECDSA 81 → 57 µs, HMAC 46 → 16 µs per call). A token that
+// refuses the copy (CKA_COPYABLE false) is used directly.
+//
 // # Keys and rotation
 //
 // Several keys per [Purpose] may exist; the highest version is active, the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
 	"github.com/fidoserver/hwfido/authenticatord/vendorca"
+	"github.com/fidoserver/hwfido/internal/atomicfile"
 )
 
 // attestation is the installed Basic Full material.
@@ -102,8 +103,8 @@ func (a *Authenticator) CreateAttestationKey() (*ecdsa.PublicKey, error) {
 			return nil, fmt.Errorf("authr: create attestation key: %w", err)
 		}
 	}
-	if err := writeFileAtomic(a.attPath(akFile), b, 0o600); err != nil {
-		return nil, err
+	if err := atomicfile.Write(a.attPath(akFile), b, 0o600); err != nil {
+		return nil, fmt.Errorf("authr: attestation key: %w", err)
 	}
 	a.akPend, a.att = kb, nil
 	a.audit.Info("attestation key created")
@@ -135,11 +136,11 @@ func (a *Authenticator) InstallCertificate(certPEM, rootPEM []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(a.attPath(rootFile), vendorca.EncodePEM(att.root), 0o644); err != nil {
-		return err
+	if err := atomicfile.Write(a.attPath(rootFile), vendorca.EncodePEM(att.root), 0o644); err != nil {
+		return fmt.Errorf("authr: attestation root: %w", err)
 	}
-	if err := writeFileAtomic(a.attPath(certFile), vendorca.EncodePEM(att.leaf), 0o644); err != nil {
-		return err
+	if err := atomicfile.Write(a.attPath(certFile), vendorca.EncodePEM(att.leaf), 0o644); err != nil {
+		return fmt.Errorf("authr: attestation certificate: %w", err)
 	}
 	a.att = att
 	a.audit.Info("attestation certificate installed", "subject", att.leaf.Subject.String(), "notAfter", att.leaf.NotAfter)

@@ -22,6 +22,7 @@ import (
 	"github.com/fidoserver/hwfido/authenticatord/asm"
 	"github.com/fidoserver/hwfido/authenticatord/keystore"
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
+	"github.com/fidoserver/hwfido/internal/atomicfile"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -191,32 +192,10 @@ func loadOrCreateSecret(path string) ([]byte, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("authr: asm token: %w", err)
 	}
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
-		return nil, err
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("authr: asm token: %w", err)
 	}
 	return b, nil
-}
-
-// writeFileAtomic writes data to path via a synced temporary file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("authr: write %s: %w", filepath.Base(path), err)
-	}
-	name := tmp.Name()
-	_, werr := tmp.Write(data)
-	cherr := tmp.Chmod(mode)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cherr, serr, cerr); err != nil {
-		_ = os.Remove(name)
-		return fmt.Errorf("authr: write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		_ = os.Remove(name)
-		return fmt.Errorf("authr: write %s: %w", filepath.Base(path), err)
-	}
-	return nil
 }
 
 // store returns the key store of uid, opening it on first use.

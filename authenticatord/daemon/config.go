@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
+	"github.com/fidoserver/hwfido/internal/jsontime"
 	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
@@ -77,24 +77,7 @@ type DAConfig struct {
 }
 
 // Duration is a time.Duration written as a Go duration string ("10m").
-type Duration time.Duration
-
-// UnmarshalJSON parses "10m".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string like \"10m\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes the duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+type Duration = jsontime.Duration
 
 // Defaults.
 const (

@@ -10,11 +10,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
+	"github.com/fidoserver/hwfido/internal/atomicfile"
 	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
@@ -186,36 +186,8 @@ func (s *Store) commit(d file) error {
 	if err != nil {
 		return fmt.Errorf("keystore: encode: %w", err)
 	}
-	dir := filepath.Dir(s.path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(s.path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("keystore: write: %w", err)
-	}
-	tmpName := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = os.Remove(tmpName)
-		}
-	}()
-	_, werr := tmp.Write(b)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("keystore: write: %w", err)
-	}
-	if err := os.Rename(tmpName, s.path); err != nil {
-		return fmt.Errorf("keystore: rename: %w", err)
-	}
-	ok = true
-	df, err := os.Open(dir) //nolint:gosec // directory of our own file
-	if err != nil {
-		return fmt.Errorf("keystore: sync dir: %w", err)
-	}
-	serr = df.Sync()
-	_ = df.Close()
-	if serr != nil {
-		return fmt.Errorf("keystore: sync dir: %w", serr)
+	if err := atomicfile.Write(s.path, b, 0o600); err != nil {
+		return fmt.Errorf("keystore: %w", err)
 	}
 	s.data = d
 	return nil

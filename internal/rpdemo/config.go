@@ -1,7 +1,6 @@
 package rpdemo
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/fidoserver/hwfido/internal/jsontime"
 	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
@@ -81,27 +81,7 @@ type ResultTokenConfig struct {
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m").
-type Duration time.Duration
-
-// UnmarshalJSON reads "5m".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string like \"5m\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes "5m0s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// D returns the value as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+type Duration = jsontime.Duration
 
 // maxConfig bounds the config file.
 const maxConfig = 1 << 20

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fidoserver/hwfido/authenticatord/oob"
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
+	"github.com/fidoserver/hwfido/internal/atomicfile"
 	"github.com/fidoserver/hwfido/internal/strictjson"
 )
 
@@ -94,28 +95,8 @@ func (s *store) save(uid uint32, f *userFile) error {
 	if err != nil {
 		return fmt.Errorf("agent: encode target store: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("agent: target store: %w", err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }()
-	if _, err := tmp.Write(b); err != nil {
-		_ = tmp.Close()
+	if err := atomicfile.Write(s.path(uid), b, 0o600); err != nil {
 		return fmt.Errorf("agent: write target store: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("agent: sync target store: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("agent: close target store: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path(uid)); err != nil {
-		return fmt.Errorf("agent: rename target store: %w", err)
-	}
-	if d, err := os.Open(s.dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }
