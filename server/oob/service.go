@@ -48,11 +48,14 @@ type Store interface {
 	ConsumeOOB(ctx context.Context, c store.Consumption) error
 	ClearOOBPushToken(ctx context.Context, id, old string) error
 
+	// Push streams: their records (one per open stream, refreshed in batches) and the queue
+	// of payloads for streams open in another process (read by one poller per process).
 	TouchOOBStream(ctx context.Context, connID, targetID string, now time.Time) error
+	TouchOOBStreams(ctx context.Context, conns []store.OOBStreamConn, now time.Time) error
 	DropOOBStream(ctx context.Context, connID string) error
 	OOBStreamOpen(ctx context.Context, targetID string, since time.Time) (bool, error)
 	QueueOOBPush(ctx context.Context, targetID, origin string, payload []byte, now, expires time.Time) error
-	OOBPushes(ctx context.Context, targetID, origin string, after int64, since time.Time) ([][]byte, int64, error)
+	OOBPushQueue(ctx context.Context, origin string, after int64, since time.Time, limit int) ([]store.OOBPush, int64, error)
 }
 
 // UAF builds UAF requests for sessions; *uafsvc.Service implements it.

@@ -8,63 +8,158 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fidoserver/hwfido/server/store"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
 // Push streams (hwfido-stream). A stream is served by the process the device connected to.
 // A dispatch handled by that process is handed over in memory; one handled by another
-// process sharing the store goes through the store's push queue, which every process polls
-// for its open streams (Options.PollInterval). Open streams are recorded in the store and
-// refreshed every streamRefresh; a record older than streamStale counts as closed.
+// process sharing the store goes through the store's push queue. One poller per process
+// (pollPushes) runs while this process has open streams: every Options.PollInterval it
+// reads the payloads other processes queued since its last look, for all targets in one
+// query, and hands each to the streams of its target; every streamRefresh it records in
+// one write transaction that this process's streams are still open. A stream record older
+// than streamStale counts as closed.
 const (
 	maxStreamsPerTarget = 4
 	streamRefresh       = 15 * time.Second
 	streamStale         = 45 * time.Second
+	// pushPage bounds the payloads one poll query returns; the poller reads pages until
+	// the backlog is consumed.
+	pushPage = 256
 )
 
-// streamHub holds the open push streams of this process, by target id.
-type streamHub struct {
-	mu   sync.Mutex
-	subs map[string]map[chan []byte]struct{}
+// streamSub is one open push stream.
+type streamSub struct {
+	ch     chan []byte
+	connID string
+	// since is when the stream opened: queued payloads older than that are not its own.
+	since time.Time
 }
 
-func newStreamHub() *streamHub { return &streamHub{subs: map[string]map[chan []byte]struct{}{}} }
+// streamHub holds the open push streams of this process, by target id, and keeps track of
+// whether the push poller runs (it does while there are streams).
+type streamHub struct {
+	mu      sync.Mutex
+	subs    map[string]map[*streamSub]struct{}
+	polling bool
+}
 
-// open registers a stream of target id; close must be called when it ends.
-func (h *streamHub) open(id string) (chan []byte, func(), error) {
+func newStreamHub() *streamHub { return &streamHub{subs: map[string]map[*streamSub]struct{}{}} }
+
+// open registers stream connID of target id, opened at since; close must be called when it
+// ends. poll reports that no poller runs and the caller must start one ([Service.pollPushes]).
+func (h *streamHub) open(id, connID string, since time.Time) (sub *streamSub, close func(), poll bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.subs[id]) >= maxStreamsPerTarget {
-		return nil, nil, fmt.Errorf("oob: too many open streams for this target")
+		return nil, nil, false, fmt.Errorf("oob: too many open streams for this target")
 	}
-	ch := make(chan []byte, 8)
+	// The store keeps creation times in whole milliseconds: so does since, or a payload
+	// queued in the millisecond the stream opened would count as older.
+	sub = &streamSub{ch: make(chan []byte, 8), connID: connID, since: time.UnixMilli(since.UnixMilli())}
 	if h.subs[id] == nil {
-		h.subs[id] = map[chan []byte]struct{}{}
+		h.subs[id] = map[*streamSub]struct{}{}
 	}
-	h.subs[id][ch] = struct{}{}
-	return ch, func() {
+	h.subs[id][sub] = struct{}{}
+	poll = !h.polling
+	h.polling = true
+	return sub, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		delete(h.subs[id], ch)
+		delete(h.subs[id], sub)
 		if len(h.subs[id]) == 0 {
 			delete(h.subs, id)
 		}
-	}, nil
+	}, poll, nil
 }
 
 // send queues msg on every open stream of id without blocking and reports how many took it.
 func (h *streamHub) send(id string, msg []byte) int {
+	return h.deliver(id, msg, time.Time{})
+}
+
+// deliver queues msg, created at created, on the streams of id opened at or before created
+// (a zero created: on all of them), without blocking: a device that does not read its
+// stream loses the payload rather than hold up the others. It reports how many took it.
+func (h *streamHub) deliver(id string, msg []byte, created time.Time) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
-	for ch := range h.subs[id] {
+	for sub := range h.subs[id] {
+		if !created.IsZero() && created.Before(sub.since) {
+			continue
+		}
 		select {
-		case ch <- msg:
+		case sub.ch <- msg:
 			n++
 		default:
 		}
 	}
 	return n
+}
+
+// conns lists the open streams (for their records' refresh).
+func (h *streamHub) conns() []store.OOBStreamConn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []store.OOBStreamConn
+	for id, subs := range h.subs {
+		for sub := range subs {
+			out = append(out, store.OOBStreamConn{ConnID: sub.connID, TargetID: id})
+		}
+	}
+	return out
+}
+
+// keepPolling reports whether the poller must go on; without streams it records that the
+// poller stopped, and the next open starts a new one.
+func (h *streamHub) keepPolling() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.subs) == 0 {
+		h.polling = false
+		return false
+	}
+	return true
+}
+
+// pollPushes is the process's push poller (see above). It starts reading the queue at
+// started (the opening of the stream that started it, or earlier); each stream takes only
+// payloads created at or after it opened.
+func (s *Service) pollPushes(started time.Time) {
+	tick := time.NewTicker(s.o.PollInterval)
+	defer tick.Stop()
+	var after int64
+	lastRefresh := s.o.Now()
+	for {
+		<-tick.C
+		if !s.streams.keepPolling() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		for {
+			msgs, last, err := s.o.Store.OOBPushQueue(ctx, s.origin, after, started, pushPage)
+			if err != nil {
+				s.log.Warn("push queue read failed", "err", err)
+				break
+			}
+			after = last
+			for _, m := range msgs {
+				s.streams.deliver(m.TargetID, m.Payload, m.CreatedAt)
+			}
+			if len(msgs) < pushPage {
+				break
+			}
+		}
+		if now := s.o.Now(); now.Sub(lastRefresh) >= streamRefresh {
+			if err := s.o.Store.TouchOOBStreams(ctx, s.streams.conns(), now); err != nil {
+				s.log.Warn("push stream refresh failed", "err", err)
+			}
+			lastRefresh = now
+		}
+		cancel()
+	}
 }
 
 // StreamDispatcher implements hwfido-stream: the payload goes, as one SSE event, to the
@@ -108,39 +203,4 @@ func (d *StreamDispatcher) Dispatch(ctx context.Context, m *Message) (string, er
 		return "", err
 	}
 	return "", nil
-}
-
-// serveStream feeds ch with the payloads other processes queue for target id and keeps the
-// stream's record fresh, until ctx ends.
-func (s *Service) serveStream(ctx context.Context, connID, id string, ch chan []byte, since time.Time) {
-	poll := time.NewTicker(s.o.PollInterval)
-	defer poll.Stop()
-	refresh := time.NewTicker(streamRefresh)
-	defer refresh.Stop()
-	var after int64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-refresh.C:
-			if err := s.o.Store.TouchOOBStream(ctx, connID, id, s.o.Now()); err != nil && ctx.Err() == nil {
-				s.log.Warn("push stream refresh failed", "err", err)
-			}
-		case <-poll.C:
-			msgs, last, err := s.o.Store.OOBPushes(ctx, id, s.origin, after, since)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("push queue read failed", "err", err)
-				}
-				continue
-			}
-			after = last
-			for _, m := range msgs {
-				select {
-				case ch <- m:
-				default: // the device is not reading; drop rather than block
-				}
-			}
-		}
-	}
 }

@@ -420,11 +420,19 @@ func (s *Service) OpenStream(ctx context.Context, id, bearer string) (<-chan []b
 	if err != nil {
 		return nil, nil, err
 	}
+	connID, err := randomID(12)
+	if err != nil {
+		return nil, nil, err
+	}
 	// The stream slot is taken before the request id is spent, so a refusal for too many
 	// streams leaves the signed request usable.
-	ch, closeHub, err := s.streams.open(id)
+	now := s.o.Now()
+	sub, closeHub, poll, err := s.streams.open(id, connID, now)
 	if err != nil {
 		return nil, nil, &Error{Status: 429, Msg: "too many open streams for this dispatch target"}
+	}
+	if poll {
+		go s.pollPushes(now.Add(-time.Second))
 	}
 	if err := s.o.Store.ConsumeOOB(ctx, cons); errors.Is(err, store.ErrReplay) {
 		closeHub()
@@ -433,27 +441,13 @@ func (s *Service) OpenStream(ctx context.Context, id, bearer string) (<-chan []b
 		closeHub()
 		return nil, nil, err
 	}
-	connID, err := randomID(12)
-	if err != nil {
-		closeHub()
-		return nil, nil, err
-	}
-	now := s.o.Now()
 	if err := s.o.Store.TouchOOBStream(ctx, connID, id, now); err != nil {
 		closeHub()
 		return nil, nil, err
 	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.serveStream(sctx, connID, id, ch, now)
-	}()
 	var once sync.Once
-	return ch, func() {
+	return sub.ch, func() {
 		once.Do(func() {
-			cancel()
-			<-done
 			closeHub()
 			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer dcancel()

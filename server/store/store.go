@@ -59,6 +59,19 @@ type Consumption struct {
 	ExpiresAt time.Time
 }
 
+// OOBPush is a payload queued for the push streams of a dispatch target that are open in
+// another server process.
+type OOBPush struct {
+	TargetID  string
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// OOBStreamConn names one open push stream: its connection id and its target.
+type OOBStreamConn struct {
+	ConnID, TargetID string
+}
+
 // CounterUpdate is applied when an authentication succeeds: the registration's counter
 // moves to SignCounter, which must be greater than the stored one unless both are zero
 // (an authenticator without counters).

@@ -67,8 +67,8 @@ const (
 	sqlOOBStreamOpen = "SELECT count(*) FROM oob_stream_conns WHERE target_id = ? AND seen_at >= ?"
 	sqlQueueOOBPush  = `INSERT INTO oob_push_queue(target_id, origin, payload, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?)`
-	sqlOOBPushes = `SELECT id, payload FROM oob_push_queue WHERE target_id = ? AND origin != ?
-		AND id > ? AND created_at >= ? ORDER BY id LIMIT 16`
+	sqlOOBPushQueue = `SELECT id, target_id, payload, created_at FROM oob_push_queue WHERE id > ? AND origin != ?
+		AND created_at >= ? ORDER BY id LIMIT ?`
 )
 
 func init() {
@@ -549,26 +549,47 @@ func (db *DB) QueueOOBPush(ctx context.Context, targetID, origin string, payload
 	return nil
 }
 
-// OOBPushes returns up to 16 payloads queued for target by a process other than origin,
-// with id > after and created at or after since, in order, and the last id returned
-// (after when none).
-func (db *DB) OOBPushes(ctx context.Context, targetID, origin string, after int64, since time.Time) ([][]byte, int64, error) {
-	st, err := db.stmt(ctx, false, sqlOOBPushes)
+// OOBPushQueue returns, in order, up to limit payloads queued by processes other than
+// origin with id > after and created at or after since, for every target, and the last id
+// returned (after when none). One query serves all the push streams of a process.
+func (db *DB) OOBPushQueue(ctx context.Context, origin string, after int64, since time.Time, limit int) ([]store.OOBPush, int64, error) {
+	st, err := db.stmt(ctx, false, sqlOOBPushQueue)
 	if err != nil {
 		return nil, after, err
 	}
-	rows, err := st.QueryContext(ctx, targetID, origin, after, ms(since))
+	rows, err := st.QueryContext(ctx, after, origin, ms(since), limit)
 	if err != nil {
 		return nil, after, fmt.Errorf("sqlite: oob push: %w", err)
 	}
 	defer rows.Close()
-	var out [][]byte
+	var out []store.OOBPush
 	for rows.Next() {
-		var p []byte
-		if err := rows.Scan(&after, &p); err != nil {
+		var p store.OOBPush
+		var created int64
+		if err := rows.Scan(&after, &p.TargetID, &p.Payload, &created); err != nil {
 			return nil, after, fmt.Errorf("sqlite: oob push: %w", err)
 		}
+		p.CreatedAt = fromMS(created)
 		out = append(out, p)
 	}
 	return out, after, rows.Err()
+}
+
+// TouchOOBStreams records, in one transaction, that the push streams conns are open (now).
+func (db *DB) TouchOOBStreams(ctx context.Context, conns []store.OOBStreamConn, now time.Time) error {
+	if len(conns) == 0 {
+		return nil
+	}
+	return db.InTx(ctx, func(tx *sql.Tx) error {
+		st, err := db.txStmt(ctx, tx, sqlTouchOOBStream)
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			if _, err := st.ExecContext(ctx, c.ConnID, c.TargetID, ms(now)); err != nil {
+				return fmt.Errorf("sqlite: oob stream: %w", err)
+			}
+		}
+		return nil
+	})
 }
