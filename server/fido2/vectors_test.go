@@ -176,26 +176,20 @@ func TestSpecVectors(t *testing.T) {
 			ea := vecEnv(t)
 			credID := unhex(t, vec.CredentialID)
 			ad := unhex(t, vec.AuthenticatorData)
-			var userID int64
-			var handle []byte
-			var username string
-			if c, err := ea.db.FIDO2CredentialByID(ctx, v.RPID, credID); err == nil {
-				userID, handle, username = c.UserID, c.UserHandle, c.Username
-			} else {
-				user, err := ea.db.EnsureUser(ctx, "auth-"+vec.Name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				userID, handle, username = user.ID, user.Handle, user.Username
-				seed := record.Session{ID: "seed-" + vec.Name, Ceremony: record.CeremonyRegistration,
-					Challenge: []byte{byte(i), 's', 'e', 'e', 'd'}, UserID: user.ID, Username: user.Username,
-					ExpiresAt: time.Now().Add(time.Minute)}
-				if err := ea.db.FinishFIDO2Registration(ctx, seed, record.Credential{UserID: user.ID, RPID: v.RPID,
-					CredentialID: credID, PublicKey: unhex(t, vec.CredentialPubKey), AAGUID: make([]byte, 16),
-					Flags: record.Flags{BackupEligible: record.FlagsFromBits(ad[32]).BackupEligible}, AttestationFormat: "none",
-					AttestationType: "none", Trust: "not-checked", Record: []byte("{}")}); err != nil {
-					t.Fatal(err)
-				}
+			// Each vector gets a fresh store: its credential is registered to a new user.
+			user, err := ea.db.EnsureUser(ctx, "auth-"+vec.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			userID, handle, username := user.ID, user.Handle, user.Username
+			seed := record.Session{ID: "seed-" + vec.Name, Ceremony: record.CeremonyRegistration,
+				Challenge: []byte{byte(i), 's', 'e', 'e', 'd'}, UserID: user.ID, Username: user.Username,
+				ExpiresAt: time.Now().Add(time.Minute)}
+			if err := ea.db.FinishFIDO2Registration(ctx, seed, record.Credential{UserID: user.ID, RPID: v.RPID,
+				CredentialID: credID, PublicKey: unhex(t, vec.CredentialPubKey), AAGUID: make([]byte, 16),
+				Flags: record.Flags{BackupEligible: record.FlagsFromBits(ad[32]).BackupEligible}, AttestationFormat: "none",
+				AttestationType: "none", Trust: "not-checked", Record: []byte("{}")}); err != nil {
+				t.Fatal(err)
 			}
 			storeSession(t, ea, record.CeremonyAuthentication, userID, username, webauthn.SessionData{
 				Challenge: hexB64(t, vec.Challenge), RelyingPartyID: v.RPID, UserID: handle,
