@@ -151,6 +151,13 @@ type Prepared struct {
 	AttestationType uaf.AttestationType
 	// Deregister lists the authenticators to deregister (Dereg).
 	Deregister []uaf.DeregisterAuthenticator
+	// Lifetime is how long the server keeps the request open (its lifetimeMillis, at most
+	// an hour), or 0 when it did not say.
+	Lifetime time.Duration
+	// ResponseContext, set by the caller before [Client.Complete], is the context (a JSON
+	// object) sent with a successful response; "" sends none. A failure report always
+	// carries the error codes instead.
+	ResponseContext string
 
 	header   uaf.OperationHeader
 	fcParams string
@@ -184,8 +191,12 @@ func checkScheme(u *url.URL) error {
 	return fail(uaf.ErrorInsecureTransport, "URL must be https (http only on loopback): "+u.Redacted(), nil)
 }
 
-// post sends body as JSON and decodes at most maxBody bytes of the answer.
-func (c *Client) post(ctx context.Context, u string, body any, bearer string) ([]byte, error) {
+// UAF message content type of the nevisFIDO in-band API.
+const uafContentType = "application/fido+uaf; charset=utf-8"
+
+// post sends body as JSON (with content type ct) and decodes at most maxBody bytes of the
+// answer.
+func (c *Client) post(ctx context.Context, u, ct string, body any, bearer string) ([]byte, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, fail(uaf.ErrorUnknown, "encode request", err)
@@ -194,7 +205,7 @@ func (c *Client) post(ctx context.Context, u string, body any, bearer string) ([
 	if err != nil {
 		return nil, fail(uaf.ErrorProtocolError, "build request", err)
 	}
-	req.Header.Set("Content-Type", "application/fido+uaf; charset=utf-8")
+	req.Header.Set("Content-Type", ct)
 	req.Header.Set("Accept", "application/fido+uaf, application/json")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
@@ -241,10 +252,50 @@ func (c *Client) Fetch(ctx context.Context, a Authenticator, o FetchOptions) (*P
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.post(ctx, u, uaf.GetUAFRequest{Op: o.Op, Context: o.Context}, o.BearerToken)
+	body, err := c.post(ctx, u, uafContentType, uaf.GetUAFRequest{Op: o.Op, Context: o.Context}, o.BearerToken)
 	if err != nil {
 		return nil, err
 	}
+	return c.prepare(ctx, a, o.Server, o.Op, body)
+}
+
+// RedeemOptions says which out-of-band token to redeem.
+type RedeemOptions struct {
+	// Server is the server's base URL, where the response goes (https, or http on
+	// loopback).
+	Server string
+	// RedeemURL is the token's redeem URL (https, or http on loopback).
+	RedeemURL string
+	// Token is the dispatch token. The server accepts it once.
+	Token string
+	// Op is the operation the token was dispatched for.
+	Op uaf.Operation
+}
+
+// Redeem exchanges an out-of-band dispatch token for its UAF request (a POST of
+// {"token": …} to the redeem URL, docs/oob.md) and checks the request exactly as [Fetch]
+// does.
+func (c *Client) Redeem(ctx context.Context, a Authenticator, o RedeemOptions) (*Prepared, error) {
+	if _, ok := opPath[o.Op]; !ok {
+		return nil, fail(uaf.ErrorProtocolError, "unknown operation "+string(o.Op), nil)
+	}
+	ru, err := url.Parse(o.RedeemURL)
+	if err != nil {
+		return nil, fail(uaf.ErrorProtocolError, "bad redeem URL", err)
+	}
+	if err := checkScheme(ru); err != nil {
+		return nil, err
+	}
+	body, err := c.post(ctx, ru.String(), "application/json", map[string]string{"token": o.Token}, "")
+	if err != nil {
+		return nil, err
+	}
+	return c.prepare(ctx, a, o.Server, o.Op, body)
+}
+
+// prepare decodes a ReturnUAFRequest for op and checks its request against the trusted
+// facets and the policy.
+func (c *Client) prepare(ctx context.Context, a Authenticator, server string, op uaf.Operation, body []byte) (*Prepared, error) {
 	ret, err := uaf.DecodeReturnUAFRequest(body)
 	if err != nil {
 		return nil, fail(uaf.ErrorProtocolError, "bad ReturnUAFRequest", err)
@@ -257,13 +308,16 @@ func (c *Client) Fetch(ctx context.Context, a Authenticator, o FetchOptions) (*P
 		return nil, fail(uaf.ErrorProtocolError, "bad uafRequest", err)
 	}
 	h := msg.Header()
-	if h.Op != o.Op {
-		return nil, fail(uaf.ErrorProtocolError, "uafRequest op "+string(h.Op)+" does not match "+string(o.Op), nil)
+	if h.Op != op {
+		return nil, fail(uaf.ErrorProtocolError, "uafRequest op "+string(h.Op)+" does not match "+string(op), nil)
 	}
 	if msg := unknownCriticalExt(h.Exts); msg != "" {
 		return nil, fail(uaf.ErrorUnsupportedVersion, "unknown critical extension "+msg, nil)
 	}
-	pr := &Prepared{Op: o.Op, Server: o.Server, header: h, AppID: h.AppID}
+	pr := &Prepared{Op: op, Server: server, header: h, AppID: h.AppID}
+	if ret.LifetimeMillis > 0 {
+		pr.Lifetime = time.Duration(min(ret.LifetimeMillis, int64(time.Hour/time.Millisecond))) * time.Millisecond
+	}
 	if pr.AppID == "" {
 		pr.AppID = c.facetID
 	}
@@ -294,7 +348,7 @@ func (c *Client) Fetch(ctx context.Context, a Authenticator, o FetchOptions) (*P
 	default:
 		pr.Deregister = msg.Deregistration.Authenticators
 	}
-	c.log.Info("uaf request fetched", "op", string(o.Op), "appID", pr.AppID, "keys", len(pr.KeyIDs))
+	c.log.Info("uaf request prepared", "op", string(op), "appID", pr.AppID, "keys", len(pr.KeyIDs))
 	return pr, nil
 }
 
@@ -468,7 +522,7 @@ func (c *Client) Complete(ctx context.Context, a Authenticator, pr *Prepared, pi
 		msg = uaf.AuthenticationResponse{Header: pr.header, FCParams: pr.fcParams,
 			Assertions: []uaf.AuthenticatorSignAssertion{{AssertionScheme: out.AssertionScheme, Assertion: out.Assertion}}}
 	}
-	sr, err := c.send(ctx, pr, msg, "")
+	sr, err := c.send(ctx, pr, msg, pr.ResponseContext)
 	if err != nil {
 		return nil, err
 	}
@@ -560,7 +614,7 @@ func (c *Client) send(ctx context.Context, pr *Prepared, msg any, respCtx string
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.post(ctx, u, uaf.SendUAFResponse{UAFResponse: string(arr), Context: respCtx}, "")
+	body, err := c.post(ctx, u, uafContentType, uaf.SendUAFResponse{UAFResponse: string(arr), Context: respCtx}, "")
 	if err != nil {
 		return nil, err
 	}

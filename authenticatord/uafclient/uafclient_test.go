@@ -2,6 +2,7 @@ package uafclient
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -76,5 +77,40 @@ func TestPickTransaction(t *testing.T) {
 	err = pickTransaction(&p, []uaf.Transaction{{ContentType: "text/plain", Content: uaf.EncodeBase64URL([]byte("Pay 1 EUR"))}})
 	if err != nil || p.TransactionText != "Pay 1 EUR" {
 		t.Fatalf("text: %v %q", err, p.TransactionText)
+	}
+}
+
+// TestRedeemRefusals: a redeem URL off loopback without TLS, an unknown operation and a
+// server refusal end the redeem before any request is prepared; the token is posted as
+// JSON to the redeem URL.
+func TestRedeemRefusals(t *testing.T) {
+	var got struct{ ct, body string }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.ct, got.body = r.Header.Get("Content-Type"), string(b)
+		_, _ = w.Write([]byte(`{"statusCode":1491,"uafRequest":"","op":"Auth","lifetimeMillis":0}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Options{FacetID: "https://device.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		o    RedeemOptions
+		want uaf.ErrorCode
+	}{
+		{"plain http off loopback", RedeemOptions{Server: srv.URL, RedeemURL: "http://fido.example/nevisfido/token/redeem/authentication", Token: "t", Op: uaf.OpAuth}, uaf.ErrorInsecureTransport},
+		{"unknown operation", RedeemOptions{Server: srv.URL, RedeemURL: srv.URL, Token: "t", Op: "Sign"}, uaf.ErrorProtocolError},
+		{"server refuses the token", RedeemOptions{Server: srv.URL, RedeemURL: srv.URL + "/nevisfido/token/redeem/authentication", Token: "tok-1", Op: uaf.OpAuth}, uaf.ErrorProtocolError},
+	} {
+		pr, err := c.Redeem(ctx, nil, tc.o)
+		if pr != nil || CodeOf(err) != tc.want {
+			t.Errorf("%s: %v, code 0x%02x, want 0x%02x", tc.name, err, int(CodeOf(err)), int(tc.want))
+		}
+	}
+	if got.ct != "application/json" || got.body != `{"token":"tok-1"}` {
+		t.Fatalf("redeem request: %q %s", got.ct, got.body)
 	}
 }

@@ -145,8 +145,7 @@ func New(o Options) (*Agent, error) {
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	a.hc = &http.Client{Transport: o.Transport, Timeout: 15 * time.Second, CheckRedirect: noRedirect}
 	a.stream = &http.Client{Transport: o.Transport, CheckRedirect: noRedirect}
-	cl, err := uafclient.New(uafclient.Options{FacetID: o.FacetID, Logger: a.log,
-		HTTP: &http.Client{Transport: &shim{base: o.Transport, hc: a.hc}, Timeout: 15 * time.Second, CheckRedirect: noRedirect}})
+	cl, err := uafclient.New(uafclient.Options{FacetID: o.FacetID, Logger: a.log, HTTP: a.hc})
 	if err != nil {
 		return nil, err
 	}
@@ -248,8 +247,7 @@ func (a *Agent) start(ctx context.Context, uid uint32, src, targetID string, rd 
 		a.mu.Unlock()
 	}()
 	b := boundTo(a.o.Authenticator, uid)
-	st := &opState{redeemURL: rd.RedeemURL, token: rd.Token}
-	pr, err := a.client.Fetch(withOp(ctx, st), b, uafclient.FetchOptions{Server: rd.Server, Op: rd.Op})
+	pr, err := a.client.Redeem(ctx, b, uafclient.RedeemOptions{Server: rd.Server, RedeemURL: rd.RedeemURL, Token: rd.Token, Op: rd.Op})
 	if err != nil {
 		return nil, err
 	}
@@ -270,8 +268,8 @@ func (a *Agent) start(ctx context.Context, uid uint32, src, targetID string, rd 
 		return nil, err
 	}
 	ttl := a.o.PendingTTL
-	if st.lifetime > 0 && st.lifetime < ttl {
-		ttl = st.lifetime
+	if pr.Lifetime > 0 && pr.Lifetime < ttl {
+		ttl = pr.Lifetime
 	}
 	info.ID, info.Expires = id, a.o.Now().Add(ttl).UTC()
 	a.mu.Lock()
@@ -356,20 +354,20 @@ func (a *Agent) Finish(ctx context.Context, uid uint32, in localapi.OOBFinishReq
 	if p == nil {
 		return nil, fmt.Errorf("%w: unknown or expired out-of-band operation", localapi.ErrNotFound)
 	}
-	st := &opState{}
 	var rec *record
+	p.pr.ResponseContext = ""
 	if p.pr.Op == uaf.OpReg && in.Confirm && !in.NoTarget {
-		var err error
-		rec, st.regContext, err = a.targetFor(uid, p.rd.Server, p.pr.Username, in.TargetName)
+		r, regContext, err := a.targetFor(uid, p.rd.Server, p.pr.Username, in.TargetName)
 		if err != nil {
 			// The registration is worth more than the push channel: go on
 			// without announcing a target.
 			a.log.Error("dispatch target unavailable; registering without it", "uid", uid, "err", err)
-			rec, st.regContext = nil, nil
+		} else {
+			rec, p.pr.ResponseContext = r, string(regContext)
 		}
 	}
 	b := boundTo(a.o.Authenticator, uid)
-	res, err := a.client.Complete(withOp(ctx, st), b, p.pr, []byte(in.PIN), in.Confirm)
+	res, err := a.client.Complete(ctx, b, p.pr, []byte(in.PIN), in.Confirm)
 	out := &localapi.FinishResponse{}
 	if res != nil {
 		out.ServerResponse = res.Response
@@ -388,7 +386,7 @@ func (a *Agent) Finish(ctx context.Context, uid uint32, in localapi.OOBFinishReq
 		return out, nil
 	}
 	a.audit.Info("out-of-band operation completed", "uid", uid, "id", in.ID, "op", string(p.pr.Op), "appID", p.pr.AppID)
-	if rec != nil && st.regContext != nil && out.ServerResponse != nil {
+	if rec != nil && p.pr.ResponseContext != "" && out.ServerResponse != nil {
 		if err := a.storeTargetID(uid, rec, out.ServerResponse); err != nil {
 			out.Error = err.Error()
 		}

@@ -9,16 +9,18 @@
 //     target's stream ([Agent.Run]). It is parsed with package oob;
 //     an application/jose payload is decrypted with the TPM key of the
 //     target named by the JWE kid (TPM2_ECDH_ZGen).
-//  2. The token is redeemed at redeem_url (POST {"token"}) and the
-//     returned UAF request goes through the in-band FIDO client
-//     (uafclient: facets, FinalChallengeParams, policy), see shim.go for
-//     how. A Dereg request is applied at once; anything else becomes a
+//  2. The token is redeemed at redeem_url (POST {"token"},
+//     [uafclient.Client.Redeem]) and the returned UAF request goes through
+//     the same checks as an in-band one (facets, FinalChallengeParams,
+//     policy). A Dereg request is applied at once; anything else becomes a
 //     pending operation (bounded count, expires with the server's
 //     lifetimeMillis or PendingTTL).
 //  3. The user approves it with the PIN or rejects it ([Agent.Finish];
 //     authenticatorctl pending / approve / reject). Rejection and
 //     authenticator failures are reported to the server as uafclient
-//     does (response without assertions, codes in the context).
+//     does (response without assertions, codes in the context); an
+//     approved registration's response carries the dispatch target in its
+//     context ([uafclient.Prepared].ResponseContext).
 //
 // Dispatch targets: an approved out-of-band registration creates, per
 // (server, username) and OS user, a TPM signing key and a TPM decryption
