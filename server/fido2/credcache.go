@@ -14,10 +14,11 @@ const credCacheMax = 10000
 // credCache keeps what an options call of this process knew for its result call, by
 // session ID: the state it sealed into the challenge (so that a result on the same
 // process need not ask the HSM to check the challenge's tag: the challenge is one this
-// process issued, byte for byte) and, for an authentication, the user and credentials it
-// read (so that the result verifies against exactly what the options offered without
-// reading them again). It is only an optimisation: a miss (another node, a restart, a
-// full cache) checks the tag in the HSM and reads the store, and the result's write
+// process issued, byte for byte), for a new user's registration the user handle it
+// derived in the HSM, and, for an authentication, the user and credentials it read (so
+// that the result verifies against exactly what the options offered without reading them
+// again). It is only an optimisation: a miss (another node, a restart, a full cache)
+// checks the tag and derives the handle in the HSM and reads the store, and the result's write
 // transaction still refuses a replay (store.ErrReplay), a credential deleted in the
 // meantime (store.ErrNotFound) and a counter that did not increase (store.ErrCounter).
 // It is safe for concurrent use.
@@ -30,6 +31,7 @@ type cachedCreds struct {
 	state   *sealedState // the sealed session's state, or nil
 	user    *store.User  // nil: not read by the options (registration, discoverable login)
 	rows    []record.Credential
+	handle  []byte // a new user's handle, derived by a registration's options call
 	expires time.Time
 }
 

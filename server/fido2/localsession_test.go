@@ -1,7 +1,9 @@
 package fido2_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
@@ -15,10 +17,16 @@ import (
 	"github.com/fidoserver/hwfido/server/store/sqlite"
 )
 
-// countingMAC counts the HSM's tag checks of sealed sessions.
+// countingMAC counts the HSM's tag checks of sealed sessions and its derivations under
+// a given key version (a new user's handle at the result).
 type countingMAC struct {
 	fido2.SessionMAC
-	verifies atomic.Int64
+	verifies, derivations atomic.Int64
+}
+
+func (c *countingMAC) MACWithVersion(ctx context.Context, v uint32, data []byte) ([]byte, error) {
+	c.derivations.Add(1)
+	return c.SessionMAC.MACWithVersion(ctx, v, data)
 }
 
 func (c *countingMAC) VerifyTruncatedMAC(ctx context.Context, v uint32, data, tag []byte) error {
@@ -75,12 +83,43 @@ func TestResultOnAnotherNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	derived := a.mac.derivations.Load() // the options call sealed under the handle's key version
 	if code, r := a.e.post("/attestation/result", body, nil); code != 200 {
 		t.Fatalf("registration on the issuing node: %d %v", code, r)
 	}
 	if n := a.mac.verifies.Load(); n != 0 {
 		t.Fatalf("the issuing node asked the HSM %d times to check its own challenge", n)
 	}
+	if n := a.mac.derivations.Load() - derived; n != 0 {
+		t.Fatalf("the issuing node derived the new user's handle again (%d HSM calls)", n)
+	}
+	// A new user's registration finished on the other node derives the same handle there.
+	code, o = a.e.post("/attestation/options", map[string]any{"username": "bea", "displayName": "Bea"}, userHdr("bea"))
+	if code != 200 {
+		t.Fatalf("options: %d %v", code, o)
+	}
+	ch, _ = softauthn.ParseChallenge(o)
+	bea, err := softauthn.NewCredential(softauthn.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = softauthn.Create(bea, softauthn.Attestation{Format: "none"},
+		softauthn.Request{RPID: "localhost", Origin: origin, Challenge: ch, Flags: softauthn.FlagUP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, r := b.e.post("/attestation/result", body, nil); code != 200 {
+		t.Fatalf("registration on the other node: %d %v", code, r)
+	}
+	if b.mac.verifies.Load() != 1 || b.mac.derivations.Load() != 1 {
+		t.Fatalf("the other node made %d tag checks and %d derivations, want 1 and 1", b.mac.verifies.Load(), b.mac.derivations.Load())
+	}
+	u, err := db.UserByName(context.Background(), "bea")
+	announced, _ := base64.RawURLEncoding.DecodeString(o["user"].(map[string]any)["id"].(string))
+	if err != nil || len(announced) == 0 || !bytes.Equal(u.Handle, announced) {
+		t.Fatalf("stored handle %x, announced %x (%v)", u.Handle, announced, err)
+	}
+	b.mac.verifies.Store(0)
 
 	login := func(opts, result node, mutate func([]byte)) (int, map[string]any, map[string]any) {
 		t.Helper()

@@ -259,6 +259,12 @@ func (s *Service) beginRegistration(ctx context.Context, req optionsRequest) (an
 	}
 	if ch != nil {
 		creation.Response.Challenge = ch
+		if user.ID == 0 {
+			// The result on this process reuses the new user's handle instead of asking
+			// the HSM to derive it again.
+			now, handle := s.now(), user.Handle
+			s.creds.update(id, now.Add(s.cfg.timeout(record.CeremonyRegistration)), now, func(e *cachedCreds) { e.handle = handle })
+		}
 	}
 	return optionsResponse(creation.Response, id)
 }
@@ -300,9 +306,13 @@ func (s *Service) finishRegistration(ctx context.Context, p *pending, pc *parsed
 	if p.sealed {
 		handle = nil
 		if p.sess.UserID == 0 {
-			var err error
-			if handle, _, err = s.newUserHandle(ctx, p.sess.Username, p.keyVersion); err != nil {
-				return nil, err
+			if p.local != nil && p.local.handle != nil {
+				handle = p.local.handle // derived by this process's options call
+			} else {
+				var err error
+				if handle, _, err = s.newUserHandle(ctx, p.sess.Username, p.keyVersion); err != nil {
+					return nil, err
+				}
 			}
 		}
 		p.sd.UserID = handle
