@@ -13,12 +13,19 @@ func (t *Token) copyKeys(ks, prev *keySet) {
 	if t.cfg.NoSessionCopies {
 		return
 	}
-	reuse := map[pkcs11.ObjectHandle]pkcs11.ObjectHandle{}
+	// A copy is reused for the same token object (handle and CKA_ID: a handle number may be
+	// given to another object once its own is destroyed) while it is still a live copy
+	// of that key (a lost login destroys private session objects).
+	type objKey struct {
+		h  pkcs11.ObjectHandle
+		id string
+	}
+	reuse := map[objKey]pkcs11.ObjectHandle{}
 	if prev != nil && prev.anchor == t.anchor {
 		for _, l := range prev.byPurpose {
 			for _, k := range l {
 				if k.copied {
-					reuse[k.handle] = k.use
+					reuse[objKey{k.handle, string(k.ID)}] = k.use
 				}
 			}
 		}
@@ -26,7 +33,7 @@ func (t *Token) copyKeys(ks, prev *keySet) {
 	copied := 0
 	for _, l := range ks.byPurpose {
 		for _, k := range l {
-			if h, ok := reuse[k.handle]; ok {
+			if h, ok := reuse[objKey{k.handle, string(k.ID)}]; ok && t.isCopyOf(h, k) {
 				k.use, k.copied = h, true
 				continue
 			}
@@ -69,9 +76,20 @@ func (t *Token) checkCopy(h pkcs11.ObjectHandle) string {
 	return ""
 }
 
-// destroyCopies destroys the session copies of old that cur no longer uses,
-// when both were made on the same (still open) anchor session; copies on a
-// closed anchor are gone already. t.mu is held.
+// isCopyOf reports whether h is (still) a session copy of k: a session object with
+// k's CKA_ID.
+func (t *Token) isCopyOf(h pkcs11.ObjectHandle, k *key) bool {
+	a, err := t.attrs(t.anchor, h, pkcs11.CKA_TOKEN, pkcs11.CKA_ID)
+	if err != nil || a[pkcs11.CKA_ID] == nil || string(a[pkcs11.CKA_ID].Value) != string(k.ID) {
+		return false
+	}
+	onToken, ok := attrBool(a[pkcs11.CKA_TOKEN])
+	return ok && !onToken
+}
+
+// destroyCopies destroys the session copies of old that cur no longer uses and that are
+// still copies of their key, when both sets were made on the same (still open) anchor
+// session; copies on a closed anchor are gone already. t.mu is held.
 func (t *Token) destroyCopies(old, cur *keySet) {
 	if old == nil || cur == nil || old.anchor != cur.anchor || !t.hasAnchor {
 		return
@@ -86,7 +104,7 @@ func (t *Token) destroyCopies(old, cur *keySet) {
 	}
 	for _, l := range old.byPurpose {
 		for _, k := range l {
-			if k.copied && !used[k.use] {
+			if k.copied && !used[k.use] && t.isCopyOf(k.use, k) {
 				if err := t.p.DestroyObject(old.anchor, k.use); err != nil {
 					t.log.Warn("hsm: destroying a session copy", "label", k.Label, "err", err)
 				}

@@ -161,3 +161,35 @@ func verifyRaw(pub *ecdsa.PublicKey, msg, raw []byte) bool {
 	d := sha256.Sum256(msg)
 	return ecdsa.Verify(pub, d[:], new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:]))
 }
+
+// TestReloginKeepsLiveCopies: a handle error makes the token log in again and re-find its
+// keys; the session copies are still live on the same anchor, so they are kept (operations
+// holding the previous key set keep working) and none leak.
+func TestReloginKeepsLiveCopies(t *testing.T) {
+	base := hsmtest.NewTokenWith(t, hsmtest.Options{NoVendorCA: true, Quiet: true})
+	var f hsm.Faults
+	tok, err := hsm.Open(ctxT(t), hsm.WithFaults(base.Config, &f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	before := hsm.UseHandle(tok, hsm.PurposeTokenSigning)
+	n := len(sessionKeys(t, base))
+	f.FailSigns(pkcs11.Error(pkcs11.CKR_KEY_HANDLE_INVALID))
+	logins := f.Logins.Load()
+	if _, _, err := tok.SignES256(ctxT(t), []byte("m")); err != nil {
+		t.Fatalf("sign after a handle error: %v", err)
+	}
+	if f.Logins.Load() != logins+1 {
+		t.Fatalf("no re-login after the handle error (%d logins)", f.Logins.Load()-logins)
+	}
+	if hsm.UseHandle(tok, hsm.PurposeTokenSigning) != before {
+		t.Fatal("a live copy was replaced after the re-login")
+	}
+	if got := len(sessionKeys(t, base)); got != n {
+		t.Fatalf("session copies %d after the re-login, want %d", got, n)
+	}
+	if err := tok.Healthy(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -66,6 +66,8 @@ func (x *faulty) Login(sh pkcs11.SessionHandle, u uint, pin string) error {
 func (x *faulty) Sign(sh pkcs11.SessionHandle, m []byte) ([]byte, error) {
 	x.f.Signs.Add(1)
 	if err := x.f.next(&x.f.sign); err != nil {
+		// A failed C_Sign ends the signing operation (PKCS#11 §5.12): end the real one.
+		_, _ = x.p11.Sign(sh, m)
 		return nil, err
 	}
 	return x.p11.Sign(sh, m)

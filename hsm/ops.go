@@ -142,7 +142,7 @@ func (t *Token) relogin(gen uint64) error {
 		if err != nil {
 			return fmt.Errorf("hsm: C_OpenSession: %w", err)
 		}
-		t.anchor = h
+		t.anchor, t.hasAnchor = h, true
 	}
 	if err := t.login(); err != nil {
 		return err
@@ -151,8 +151,10 @@ func (t *Token) relogin(gen uint64) error {
 	if err != nil {
 		return err
 	}
+	// Copies that survived (same anchor, still live) are kept, so operations that loaded
+	// the previous key set keep working when they retry.
 	prev := t.keys.Load()
-	t.copyKeys(ks, nil)
+	t.copyKeys(ks, prev)
 	ks.gen = gen + 1
 	t.keys.Store(ks)
 	t.destroyCopies(prev, ks)

@@ -279,6 +279,10 @@ func (c *Client) Redeem(ctx context.Context, a Authenticator, o RedeemOptions) (
 	if _, ok := opPath[o.Op]; !ok {
 		return nil, fail(uaf.ErrorProtocolError, "unknown operation "+string(o.Op), nil)
 	}
+	// The response goes to Server: check it before the token is spent.
+	if _, err := serverURL(o.Server, PathRegistration); err != nil {
+		return nil, err
+	}
 	ru, err := url.Parse(o.RedeemURL)
 	if err != nil {
 		return nil, fail(uaf.ErrorProtocolError, "bad redeem URL", err)

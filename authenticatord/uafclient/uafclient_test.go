@@ -103,6 +103,7 @@ func TestRedeemRefusals(t *testing.T) {
 	}{
 		{"plain http off loopback", RedeemOptions{Server: srv.URL, RedeemURL: "http://fido.example/nevisfido/token/redeem/authentication", Token: "t", Op: uaf.OpAuth}, uaf.ErrorInsecureTransport},
 		{"unknown operation", RedeemOptions{Server: srv.URL, RedeemURL: srv.URL, Token: "t", Op: "Sign"}, uaf.ErrorProtocolError},
+		{"response server off loopback without TLS", RedeemOptions{Server: "http://fido.example", RedeemURL: srv.URL + "/x", Token: "t", Op: uaf.OpAuth}, uaf.ErrorInsecureTransport},
 		{"server refuses the token", RedeemOptions{Server: srv.URL, RedeemURL: srv.URL + "/nevisfido/token/redeem/authentication", Token: "tok-1", Op: uaf.OpAuth}, uaf.ErrorProtocolError},
 	} {
 		pr, err := c.Redeem(ctx, nil, tc.o)

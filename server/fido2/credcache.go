@@ -25,6 +25,9 @@ const credCacheMax = 10000
 type credCache struct {
 	mu sync.Mutex
 	m  map[string]cachedCreds
+	// swept is when a full cache was last swept: at most once a second, so that a flood
+	// of options calls cannot make every call scan the whole cache.
+	swept time.Time
 }
 
 type cachedCreds struct {
@@ -45,7 +48,10 @@ func (c *credCache) update(id string, expires, now time.Time, fill func(*cachedC
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
 	if !ok && len(c.m) >= credCacheMax {
-		c.sweepLocked(now)
+		if now.Sub(c.swept) >= time.Second || now.Before(c.swept) {
+			c.sweepLocked(now)
+			c.swept = now
+		}
 		if len(c.m) >= credCacheMax {
 			return
 		}

@@ -63,9 +63,10 @@ const (
 		JOIN users u ON u.id = t.user_id WHERE u.username = ? ORDER BY t.created_at, t.id`
 	sqlTouchOOBStream = `INSERT INTO oob_stream_conns(conn_id, target_id, seen_at) VALUES (?, ?, ?)
 		ON CONFLICT(conn_id) DO UPDATE SET seen_at = excluded.seen_at`
-	sqlDropOOBStream = "DELETE FROM oob_stream_conns WHERE conn_id = ?"
-	sqlOOBStreamOpen = "SELECT count(*) FROM oob_stream_conns WHERE target_id = ? AND seen_at >= ?"
-	sqlQueueOOBPush  = `INSERT INTO oob_push_queue(target_id, origin, payload, created_at, expires_at)
+	sqlRefreshOOBStream = "UPDATE oob_stream_conns SET seen_at = ? WHERE conn_id = ? AND target_id = ?"
+	sqlDropOOBStream    = "DELETE FROM oob_stream_conns WHERE conn_id = ?"
+	sqlOOBStreamOpen    = "SELECT count(*) FROM oob_stream_conns WHERE target_id = ? AND seen_at >= ?"
+	sqlQueueOOBPush     = `INSERT INTO oob_push_queue(target_id, origin, payload, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?)`
 	sqlOOBPushQueue = `SELECT id, target_id, payload, created_at FROM oob_push_queue WHERE id > ? AND origin != ?
 		AND created_at >= ? ORDER BY id LIMIT ?`
@@ -73,7 +74,7 @@ const (
 
 func init() {
 	writeStmts = append(writeStmts, sqlInsertOOBSession, sqlInsertOOBToken, sqlSetOOBDispatch, sqlRedeemOOBToken,
-		sqlOOBTokenByHash, sqlRedeemOOBSession, sqlOOBSessionHandle, sqlUpdateOOBSession, sqlTouchOOBStream, sqlDropOOBStream, sqlQueueOOBPush)
+		sqlOOBTokenByHash, sqlRedeemOOBSession, sqlOOBSessionHandle, sqlUpdateOOBSession, sqlTouchOOBStream, sqlRefreshOOBStream, sqlDropOOBStream, sqlQueueOOBPush)
 }
 
 // wexec runs a write statement prepared at [Open] outside a transaction.
@@ -575,18 +576,20 @@ func (db *DB) OOBPushQueue(ctx context.Context, origin string, after int64, sinc
 	return out, after, rows.Err()
 }
 
-// TouchOOBStreams records, in one transaction, that the push streams conns are open (now).
+// TouchOOBStreams records, in one transaction, that the push streams conns are still open
+// (now). It only refreshes records that exist: a stream dropped since the caller listed
+// it stays dropped.
 func (db *DB) TouchOOBStreams(ctx context.Context, conns []store.OOBStreamConn, now time.Time) error {
 	if len(conns) == 0 {
 		return nil
 	}
 	return db.InTx(ctx, func(tx *sql.Tx) error {
-		st, err := db.txStmt(ctx, tx, sqlTouchOOBStream)
+		st, err := db.txStmt(ctx, tx, sqlRefreshOOBStream)
 		if err != nil {
 			return err
 		}
 		for _, c := range conns {
-			if _, err := st.ExecContext(ctx, c.ConnID, c.TargetID, ms(now)); err != nil {
+			if _, err := st.ExecContext(ctx, ms(now), c.ConnID, c.TargetID); err != nil {
 				return fmt.Errorf("sqlite: oob stream: %w", err)
 			}
 		}

@@ -316,3 +316,49 @@ func TestDatabaseFileMode(t *testing.T) {
 		t.Fatalf("OpenMode(0644) = %v %v", mode, open)
 	}
 }
+
+// TestOOBPushQueueIDsNotReused: a poller reading id > the last id it saw finds a payload
+// queued after the purge emptied the queue (ids are never given again), and the stream
+// refresh does not bring back the record of a stream that was dropped.
+func TestOOBPushQueueIDsNotReused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fido.db")
+	a, b := open(t, path), open(t, path)
+	now := time.Now()
+	for i := range 3 {
+		if err := a.QueueOOBPush(ctx, "t1", "proc-a", []byte{byte(i)}, now, now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, last, err := b.OOBPushQueue(ctx, "proc-b", 0, now.Add(-time.Second), 16)
+	if err != nil || len(got) != 3 || got[2].TargetID != "t1" || got[2].Payload[0] != 2 {
+		t.Fatalf("queue: %+v %v", got, err)
+	}
+	if mine, _, _ := a.OOBPushQueue(ctx, "proc-a", 0, now.Add(-time.Second), 16); len(mine) != 0 {
+		t.Fatalf("a process read its own payloads: %+v", mine)
+	}
+	if _, err := a.PurgeOOB(ctx, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.QueueOOBPush(ctx, "t1", "proc-a", []byte("after"), now, now.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, next, err := b.OOBPushQueue(ctx, "proc-b", last, now.Add(-time.Second), 16)
+	if err != nil || len(got) != 1 || string(got[0].Payload) != "after" || next <= last {
+		t.Fatalf("after the purge emptied the queue: %+v, last id %d → %d, %v", got, last, next, err)
+	}
+
+	// Stream records: the batch refresh only touches records that exist.
+	if err := a.TouchOOBStream(ctx, "c1", "t1", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DropOOBStream(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.TouchOOBStreams(ctx, []store.OOBStreamConn{{ConnID: "c1", TargetID: "t1"}}, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if open, err := b.OOBStreamOpen(ctx, "t1", now.Add(-time.Minute)); err != nil || open {
+		t.Fatalf("a dropped stream is open again after a refresh: %v %v", open, err)
+	}
+}
