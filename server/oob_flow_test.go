@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fidoserver/hwfido/internal/testutil"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -167,7 +169,7 @@ func TestOOBTokenExpiry(t *testing.T) {
 	if code != 200 || d.DispatchResult != "dispatched" {
 		t.Fatalf("dispatch: %d %s", code, b)
 	}
-	waitFor(t, func() bool { return e.status(d.SessionID).Status == "failed" })
+	testutil.WaitFor(t, "the condition", 10*time.Second, func() bool { return e.status(d.SessionID).Status == "failed" })
 	if r := e.redeem("Auth", d.Token); r == nil || r.StatusCode != uaf.StatusUnauthorized || r.UAFRequest != "" {
 		t.Fatalf("expired token redeemed: %+v", r)
 	}

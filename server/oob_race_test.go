@@ -12,21 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidoserver/hwfido/internal/testutil"
 	"github.com/fidoserver/hwfido/server"
 	"github.com/fidoserver/hwfido/uaf"
 )
-
-// waitFor polls cond for up to 10s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 200; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("condition not met within 10s")
-}
 
 // TestOOBConcurrentRedeem: 100 concurrent redeems of one token, spread over two server
 // instances that share the SQLite file (as two processes would): exactly one gets the
@@ -113,7 +102,7 @@ func TestOOBPushAcrossProcesses(t *testing.T) {
 		t.Fatalf("pushed %v, dispatched token %s", nma, d.Token)
 	}
 	resp.Body.Close()
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, "the condition", 10*time.Second, func() bool {
 		_, d, _ := e.dispatch("Auth", e.callerToken("alice"), push)
 		return d.DispatchResult == "dispatchError"
 	})

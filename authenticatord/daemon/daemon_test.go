@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/fidoserver/hwfido/authenticatord/localclient"
 	"github.com/fidoserver/hwfido/authenticatord/tpm/swtpmtest"
 	"github.com/fidoserver/hwfido/authenticatord/vendorca"
+	"github.com/fidoserver/hwfido/internal/testutil"
 	"github.com/fidoserver/hwfido/metadata"
 	"github.com/fidoserver/hwfido/uaf"
 )
@@ -84,28 +84,10 @@ func peerHelper(sock string) int {
 	return 0
 }
 
-// syncBuffer collects the daemon's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	t    testing.TB
 	cfg  *daemon.Config
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 	stop func()
 	c    *localclient.Client
 }
@@ -134,7 +116,7 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, cfg: cfg, log: &syncBuffer{}}
+	h := &harness{t: t, cfg: cfg, log: &testutil.SyncBuffer{}}
 	if err := daemon.Provision(cfg, filepath.Join(t.TempDir(), "lockout-auth"), nil, slog.New(slog.NewTextHandler(h.log, nil))); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}

@@ -1,51 +1,26 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"rsc.io/qr"
-
 	"github.com/fidoserver/hwfido/authenticatord/localapi"
 	"github.com/fidoserver/hwfido/authenticatord/oob/oobtest"
+	"github.com/fidoserver/hwfido/internal/testutil"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
 // writeQR writes text as a QR code PNG (rsc.io/qr) and returns the path.
 func writeQR(t *testing.T, text string) string {
 	t.Helper()
-	code, err := qr.Encode(text, qr.M)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const scale, quiet = 4, 4
-	n := (code.Size + 2*quiet) * scale
-	img := image.NewGray(image.Rect(0, 0, n, n))
-	for y := range n {
-		for x := range n {
-			mx, my := x/scale-quiet, y/scale-quiet
-			c := color.Gray{Y: 0xff}
-			if mx >= 0 && my >= 0 && mx < code.Size && my < code.Size && code.Black(mx, my) {
-				c = color.Gray{}
-			}
-			img.SetGray(x, y, c)
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
+	png := testutil.QRPNG(t, text, 4)
 	p := filepath.Join(t.TempDir(), "code.png")
-	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(p, png, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p

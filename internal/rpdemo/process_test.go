@@ -14,10 +14,10 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/fidoserver/hwfido/internal/testutil"
 	"github.com/fidoserver/hwfido/test/harness"
 	"github.com/fidoserver/hwfido/uaf"
 	"github.com/fidoserver/hwfido/uaf/uaftest"
@@ -203,7 +203,7 @@ type rpFixture struct {
 	srv  *harness.Server
 	app  *App
 	base string
-	log  *lockedBuffer
+	log  *testutil.SyncBuffer
 }
 
 func newFixture(t *testing.T, o harness.ServerOptions) *rpFixture {
@@ -239,7 +239,7 @@ func serveAppConfig(t *testing.T, keyFile, serverKeys string) *rpFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logBuf := &lockedBuffer{}
+	logBuf := &testutil.SyncBuffer{}
 	app, err := New(Options{Config: cfg, Users: users, Key: key, Logger: slog.New(slog.NewTextHandler(logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -248,24 +248,6 @@ func serveAppConfig(t *testing.T, keyFile, serverKeys string) *rpFixture {
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); app.Close() })
 	return &rpFixture{app: app, base: base, log: logBuf}
-}
-
-// lockedBuffer is a log sink safe for the app's goroutines and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestLoginAndCSRF covers the password login, session rotation, CSRF and cross-origin

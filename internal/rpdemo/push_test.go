@@ -27,6 +27,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/fidoserver/hwfido/authenticatord/oob"
+	"github.com/fidoserver/hwfido/internal/testutil"
 	"github.com/fidoserver/hwfido/server/callerauth"
 	"github.com/fidoserver/hwfido/test/harness"
 	"github.com/fidoserver/hwfido/uaf"
@@ -136,7 +137,7 @@ oob:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log := &lockedBuffer{}
+	log := &testutil.SyncBuffer{}
 	cmd := exec.Command(harness.Bin(t, "hwfido-server"), "-config", cfgPath)
 	cmd.Env, cmd.Stdout, cmd.Stderr = tok.Env(), log, log
 	if err := cmd.Start(); err != nil {

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fidoserver/hwfido/internal/testutil"
 	"github.com/fidoserver/hwfido/server/callerauth"
 )
 
@@ -176,7 +177,7 @@ type Server struct {
 	DBPath   string
 	loginKey *ecdsa.PrivateKey
 	cmd      *exec.Cmd
-	log      *syncBuffer
+	log      *testutil.SyncBuffer
 	done     chan error
 }
 
@@ -256,7 +257,7 @@ log:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	s.log = &syncBuffer{}
+	s.log = &testutil.SyncBuffer{}
 	s.cmd = exec.Command(Bin(tb, "hwfido-server"), "-config", cfgPath)
 	s.cmd.Env = s.Token.Env()
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
@@ -381,21 +382,4 @@ func Context(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	tb.Cleanup(cancel)
 	return ctx
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

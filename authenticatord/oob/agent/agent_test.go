@@ -7,9 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"image"
-	"image/color"
-	"image/png"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"rsc.io/qr"
-
 	"github.com/fidoserver/hwfido/authenticatord/authr"
 	"github.com/fidoserver/hwfido/authenticatord/localapi"
 	"github.com/fidoserver/hwfido/authenticatord/oob"
@@ -30,6 +25,7 @@ import (
 	"github.com/fidoserver/hwfido/authenticatord/oob/oobtest"
 	"github.com/fidoserver/hwfido/authenticatord/tpm"
 	"github.com/fidoserver/hwfido/authenticatord/tpm/swtpmtest"
+	"github.com/fidoserver/hwfido/internal/testutil"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -109,49 +105,10 @@ func setupWith(t *testing.T, mod func(*agent.Options)) *env {
 	return &env{ag: ag, a: a, srv: oobtest.Start(t, facetID), uid: uint32(os.Getuid()), logs: logs, dir: dir} //nolint:gosec // uid fits
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// qrPNG renders text as a QR code PNG with rsc.io/qr (what a server's QR
-// dispatcher or a screenshot would give the user).
-func qrPNG(t *testing.T, text string) []byte {
-	t.Helper()
-	code, err := qr.Encode(text, qr.M)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const scale, quiet = 3, 4
-	n := (code.Size + 2*quiet) * scale
-	img := image.NewGray(image.Rect(0, 0, n, n))
-	for y := range n {
-		for x := range n {
-			mx, my := x/scale-quiet, y/scale-quiet
-			c := color.Gray{Y: 0xff}
-			if mx >= 0 && my >= 0 && mx < code.Size && my < code.Size && code.Black(mx, my) {
-				c = color.Gray{}
-			}
-			img.SetGray(x, y, c)
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 func (e *env) pendingPush(t *testing.T) localapi.OOBPending {
 	t.Helper()
 	var got localapi.OOBPending
-	waitFor(t, "a pushed operation", func() bool {
+	testutil.WaitFor(t, "a pushed operation", 20*time.Second, func() bool {
 		for _, p := range e.ag.Pending(e.uid) {
 			if p.Source == "push" {
 				got = p
@@ -195,7 +152,7 @@ func TestOutOfBandFlow(t *testing.T) {
 	tok, sid := e.srv.CreateToken(uaf.OpReg, "alice", "")
 	tokens = append(tokens, tok)
 	payload := e.srv.Payload(uaf.OpReg, tok, "", map[string]any{"attributeName": "x"})
-	text, err := oob.DecodeQR(bytes.NewReader(qrPNG(t, base64.RawURLEncoding.EncodeToString(payload))))
+	text, err := oob.DecodeQR(bytes.NewReader(testutil.QRPNG(t, base64.RawURLEncoding.EncodeToString(payload), 3)))
 	if err != nil {
 		t.Fatalf("DecodeQR: %v", err)
 	}
@@ -245,8 +202,8 @@ func TestOutOfBandFlow(t *testing.T) {
 	}
 
 	// 3. Push on our stream, encrypted to the target, confirmed.
-	waitFor(t, "stream", func() bool { c, _ := e.srv.StreamConnected(st.ID); return c })
-	waitFor(t, "streaming flag", func() bool { l, _ := e.ag.Targets(e.uid); return len(l) == 1 && l[0].Streaming })
+	testutil.WaitFor(t, "stream", 20*time.Second, func() bool { c, _ := e.srv.StreamConnected(st.ID); return c })
+	testutil.WaitFor(t, "streaming flag", 20*time.Second, func() bool { l, _ := e.ag.Targets(e.uid); return len(l) == 1 && l[0].Streaming })
 	sid, err = e.srv.Dispatch(st.ID, uaf.OpAuth, "Pay 10 EUR to Bob")
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +268,7 @@ func TestOutOfBandFlow(t *testing.T) {
 	// 7. The stream reconnects after the server drops it.
 	_, gen := e.srv.StreamConnected(st.ID)
 	e.srv.DropStreams()
-	waitFor(t, "reconnect", func() bool { c, g := e.srv.StreamConnected(st.ID); return c && g > gen })
+	testutil.WaitFor(t, "reconnect", 20*time.Second, func() bool { c, g := e.srv.StreamConnected(st.ID); return c && g > gen })
 
 	// 8. PATCH: rename, then rotate the encryption key (TPM) and receive a
 	// push encrypted to the new key.
@@ -327,7 +284,7 @@ func TestOutOfBandFlow(t *testing.T) {
 		t.Fatalf("after PATCH: %+v", nt)
 	}
 	checkStoredKeys(t, e, nt)
-	waitFor(t, "stream", func() bool { c, _ := e.srv.StreamConnected(st.ID); return c })
+	testutil.WaitFor(t, "stream", 20*time.Second, func() bool { c, _ := e.srv.StreamConnected(st.ID); return c })
 	sid, err = e.srv.Dispatch(st.ID, uaf.OpAuth, "")
 	if err != nil {
 		t.Fatal(err)
@@ -348,7 +305,7 @@ func TestOutOfBandFlow(t *testing.T) {
 	if _, err := e.srv.Dispatch(st.ID, uaf.OpDereg, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "deregistration", func() bool {
+	testutil.WaitFor(t, "deregistration", 20*time.Second, func() bool {
 		regs, _ := e.a.Registrations(authr.Caller{UID: e.uid, CallerID: "authenticatord-local"})
 		return len(regs.AppRegs) == 0
 	})
@@ -364,7 +321,7 @@ func TestOutOfBandFlow(t *testing.T) {
 	if l, _ := e.ag.Targets(e.uid); len(l) != 0 {
 		t.Fatalf("local targets %+v", l)
 	}
-	waitFor(t, "stream end", func() bool { c, _ := e.srv.StreamConnected(st.ID); return !c })
+	testutil.WaitFor(t, "stream end", 20*time.Second, func() bool { c, _ := e.srv.StreamConnected(st.ID); return !c })
 	if err := e.ag.DeleteTarget(ctx, e.uid, st.ID); !errors.Is(err, localapi.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
@@ -503,7 +460,7 @@ func (e *env) registerTarget(t *testing.T, user string) oobtest.Target {
 	}
 	for _, tg := range e.srv.Targets() {
 		if tg.Username == user {
-			waitFor(t, "stream", func() bool { c, _ := e.srv.StreamConnected(tg.ID); return c })
+			testutil.WaitFor(t, "stream", 20*time.Second, func() bool { c, _ := e.srv.StreamConnected(tg.ID); return c })
 			return tg
 		}
 	}
@@ -570,7 +527,7 @@ func TestStreamRefusals(t *testing.T) {
 		t.Fatalf("stream of a deleted target: connected %v, generation %d → %d", c, gen, g)
 	}
 	// The other target's stream is unaffected (it reconnected after the drop).
-	waitFor(t, "other stream", func() bool { c, _ := e.srv.StreamConnected(other.ID); return c })
+	testutil.WaitFor(t, "other stream", 20*time.Second, func() bool { c, _ := e.srv.StreamConnected(other.ID); return c })
 }
 
 // TestRegisterWithoutTarget: NoTarget registers without a dispatchTarget
