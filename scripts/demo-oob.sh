@@ -62,49 +62,29 @@ fi
 
 # 2. The TPM device.
 tpm="$dir/tpm"
-mkdir -p "$tpm/swtpm" "$tpm/state"
-chmod 700 "$tpm"
 sock="$tpm/authd.sock"
 ctl() { "$BIN/authenticatorctl" -socket "$sock" "$@"; }
 SWTPM_PID= DAEMON_PID= RP_PID= CURL_PID=
 cleanup() {
   [ -n "$CURL_PID" ] && kill "$CURL_PID" 2>/dev/null || true
   if [ -n "$RP_PID" ]; then kill "$RP_PID" 2>/dev/null || true; wait "$RP_PID" 2>/dev/null || true; fi
-  if [ -n "$DAEMON_PID" ]; then kill "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; fi
-  if [ -n "$SWTPM_PID" ]; then
-    swtpm_ioctl --unix "$tpm/swtpm.ctrl" -s >/dev/null 2>&1 || kill "$SWTPM_PID" 2>/dev/null || true
-    wait "$SWTPM_PID" 2>/dev/null || true
-  fi
+  stop_tpm "$tpm" || true
 }
 trap cleanup EXIT
 
-rm -f "$tpm/swtpm.sock" "$tpm/swtpm.ctrl"
-swtpm socket --tpm2 --tpmstate dir="$tpm/swtpm" \
-  --server type=unixio,path="$tpm/swtpm.sock" --ctrl type=unixio,path="$tpm/swtpm.ctrl" \
-  --flags not-need-init,startup-clear --log file="$tpm/swtpm-oob.log" &
-SWTPM_PID=$!
-for _ in $(seq 1 100); do [ -S "$tpm/swtpm.sock" ] && break; sleep 0.05; done
-[ -S "$tpm/swtpm.sock" ] || { echo "swtpm did not start"; cat "$tpm/swtpm-oob.log"; exit 1; }
+start_swtpm "$tpm" "$tpm/swtpm-oob.log"
 fresh=
 if [ ! -s "$tpm/authenticatord.json" ]; then
   fresh=1
-  cat > "$tpm/authenticatord.json" <<JSON
-{"version": 1, "tpm": {"unix": "$tpm/swtpm.sock"}, "stateDir": "$tpm/state",
- "socket": {"path": "$sock"}, "facetID": "https://app.example",
- "da": {"maxTries": 5, "recoveryTime": "10m", "lockoutRecovery": "1h"}, "logLevel": "info"}
-JSON
+  daemon_config "$tpm" "$sock"
   "$BIN/authenticatord" provision -config "$tpm/authenticatord.json" -lockout-auth-file "$sec/tpm-lockout-auth" \
     2>"$tpm/provision.log" || { cat "$tpm/provision.log"; exit 1; }
 fi
-"$BIN/authenticatord" -config "$tpm/authenticatord.json" > "$tpm/authenticatord-oob.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 1 200); do ctl status >/dev/null 2>&1 && break; kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
-ctl status >/dev/null || { echo "authenticatord did not start"; cat "$tpm/authenticatord-oob.log"; exit 1; }
+start_daemon "$tpm" "$sock" "$tpm/authenticatord-oob.log"
 if [ -n "$fresh" ] || [ ! -s "$dir/metadata/authenticatord-4857-0001.json" ]; then
   ctl metadata > "$dir/metadata/authenticatord-4857-0001.json"
-  echo "  new TPM device; metadata statement $dir/metadata/authenticatord-4857-0001.json, restarting hwfido-server"
-  stop_server
-  start_server "$dir/server.log"
+  echo "  new TPM device; metadata statement $dir/metadata/authenticatord-4857-0001.json, reloading hwfido-server (SIGHUP)"
+  reload_server "$dir"
 fi
 echo "  authenticatord on $sock (TPM state $tpm)"
 [ -s "$sec/oob-pin" ] || (umask 077; od -An -tu4 -N4 /dev/urandom | tr -d ' ' > "$sec/oob-pin")

@@ -30,47 +30,29 @@ command -v swtpm >/dev/null && command -v swtpm_ioctl >/dev/null || { echo "swtp
 
 tpm="$dir/tpm"
 sec="$dir/secrets"
-mkdir -p "$tpm/swtpm" "$tpm/state"
-chmod 700 "$tpm"
 sock="$tpm/authd.sock"
 ctl() { "$BIN/authenticatorctl" -socket "$sock" "$@"; }
 
 SWTPM_PID= DAEMON_PID=
 cleanup() {
-  if [ -n "$DAEMON_PID" ]; then
-    kill "$DAEMON_PID" 2>/dev/null || true          # SIGTERM → TPM2_Shutdown(CLEAR), exit 0
-    if wait "$DAEMON_PID"; then echo "  authenticatord stopped (TPM2_Shutdown sent)"; else echo "  authenticatord exited with an error (see $tpm/authenticatord.log)"; fi
-  fi
-  if [ -n "$SWTPM_PID" ]; then
-    swtpm_ioctl --unix "$tpm/swtpm.ctrl" -s >/dev/null 2>&1 || kill "$SWTPM_PID" 2>/dev/null || true
-    wait "$SWTPM_PID" 2>/dev/null || true
+  local had_daemon=$DAEMON_PID
+  if stop_tpm "$tpm"; then
+    [ -n "$had_daemon" ] && echo "  authenticatord stopped (TPM2_Shutdown sent)"
+  else
+    echo "  authenticatord exited with an error (see $tpm/authenticatord.log)"
   fi
 }
 trap cleanup EXIT
 
 echo "== TPM: swtpm, authenticatord, Basic Full attestation (state under $tpm)"
-rm -f "$tpm/swtpm.sock" "$tpm/swtpm.ctrl"
-swtpm socket --tpm2 --tpmstate dir="$tpm/swtpm" \
-  --server type=unixio,path="$tpm/swtpm.sock" --ctrl type=unixio,path="$tpm/swtpm.ctrl" \
-  --flags not-need-init,startup-clear --log file="$tpm/swtpm.log" &
-SWTPM_PID=$!
-for _ in $(seq 1 100); do [ -S "$tpm/swtpm.sock" ] && break; sleep 0.05; done
-[ -S "$tpm/swtpm.sock" ] || { echo "swtpm did not start"; cat "$tpm/swtpm.log"; exit 1; }
-
-cat > "$tpm/authenticatord.json" <<JSON
-{"version": 1, "tpm": {"unix": "$tpm/swtpm.sock"}, "stateDir": "$tpm/state",
- "socket": {"path": "$sock"}, "facetID": "https://app.example",
- "da": {"maxTries": 5, "recoveryTime": "10m", "lockoutRecovery": "1h"}, "logLevel": "info"}
-JSON
+start_swtpm "$tpm" "$tpm/swtpm.log"
+daemon_config "$tpm" "$sock"
 if [ ! -s "$sec/tpm-lockout-auth" ]; then
   "$BIN/authenticatord" provision -config "$tpm/authenticatord.json" -lockout-auth-file "$sec/tpm-lockout-auth" \
     2>"$tpm/provision.log" || { cat "$tpm/provision.log"; exit 1; }
   echo "  DA lockout provisioned: 5 tries, lockoutAuth in $sec/tpm-lockout-auth"
 fi
-"$BIN/authenticatord" -config "$tpm/authenticatord.json" > "$tpm/authenticatord.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 1 200); do ctl status >/dev/null 2>&1 && break; kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
-ctl status >/dev/null || { echo "authenticatord did not start"; cat "$tpm/authenticatord.log"; exit 1; }
+start_daemon "$tpm" "$sock" "$tpm/authenticatord.log"
 
 ctl attestation-key -create -out "$tpm/ak.pem"
 "$BIN/fidoctl" vendor certify -uri "$HWFIDO_URI" -pubkey "$tpm/ak.pem" -aaid 4857#0001 \
@@ -82,15 +64,7 @@ echo "  metadata statement $dir/metadata/authenticatord-4857-0001.json (basic_fu
 # The running server reloads its metadata (and HSM keys) on SIGHUP; the reload's outcome
 # is the next "reload done" / "reload failed" line of its log.
 echo "  reloading hwfido-server's metadata (SIGHUP)"
-pid=$(cat "$dir/server.pid")
-grep -qa hwfido-server "/proc/$pid/cmdline" || { echo "no hwfido-server with pid $pid"; exit 1; }
-outcomes() { grep -c -e 'reload done' -e 'reload failed' "$dir/server.log" || true; }
-before=$(outcomes)
-kill -HUP "$pid"
-for _ in $(seq 1 200); do [ "$(outcomes)" -gt "$before" ] && break; sleep 0.05; done
-if [ "$(outcomes)" -le "$before" ] || grep -q 'reload failed' "$dir/server.log"; then
-  echo "  the reload did not succeed:"; tail -5 "$dir/server.log"; exit 1
-fi
+reload_server "$dir"
 echo "  $(grep 'uaf metadata reloaded' "$dir/server.log" | tail -1 | sed 's/.*msg=//')"
 
 (umask 077

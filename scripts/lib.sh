@@ -95,3 +95,80 @@ stop_server() {
   fi
   return 0
 }
+
+# The TPM device of the demos (demo-tpm.sh, demo-oob.sh): swtpm with its state under TPM/swtpm
+# and Unix sockets TPM/swtpm.sock and TPM/swtpm.ctrl, and authenticatord on it.
+
+# start_swtpm TPM LOG — starts swtpm (log LOG) and waits for its socket; sets SWTPM_PID.
+start_swtpm() {
+  local tpm=$1 log=$2
+  mkdir -p "$tpm/swtpm" "$tpm/state"
+  chmod 700 "$tpm"
+  rm -f "$tpm/swtpm.sock" "$tpm/swtpm.ctrl"
+  swtpm socket --tpm2 --tpmstate dir="$tpm/swtpm" \
+    --server type=unixio,path="$tpm/swtpm.sock" --ctrl type=unixio,path="$tpm/swtpm.ctrl" \
+    --flags not-need-init,startup-clear --log file="$log" &
+  SWTPM_PID=$!
+  for _ in $(seq 1 100); do [ -S "$tpm/swtpm.sock" ] && break; sleep 0.05; done
+  [ -S "$tpm/swtpm.sock" ] || { echo "swtpm did not start"; cat "$log"; return 1; }
+}
+
+# daemon_config TPM SOCK — writes TPM/authenticatord.json: the daemon on swtpm, local API
+# socket SOCK, dictionary-attack lockout after 5 wrong PINs.
+daemon_config() {
+  cat > "$1/authenticatord.json" <<JSON
+{"version": 1, "tpm": {"unix": "$1/swtpm.sock"}, "stateDir": "$1/state",
+ "socket": {"path": "$2"}, "facetID": "https://app.example",
+ "da": {"maxTries": 5, "recoveryTime": "10m", "lockoutRecovery": "1h"}, "logLevel": "info"}
+JSON
+}
+
+# start_daemon TPM SOCK LOG — starts authenticatord with TPM/authenticatord.json and waits
+# until its local API answers on SOCK; sets DAEMON_PID.
+start_daemon() {
+  local tpm=$1 sock=$2 log=$3
+  "$BIN/authenticatord" -config "$tpm/authenticatord.json" > "$log" 2>&1 &
+  DAEMON_PID=$!
+  for _ in $(seq 1 200); do
+    "$BIN/authenticatorctl" -socket "$sock" status >/dev/null 2>&1 && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "authenticatord did not start"; cat "$log"; return 1
+}
+
+# stop_tpm TPM — stops authenticatord (SIGTERM: it sends TPM2_Shutdown, so the next start
+# charges no dictionary-attack try) and then swtpm. Returns 1 when the daemon exited with
+# an error.
+stop_tpm() {
+  local rc=0
+  if [ -n "${DAEMON_PID:-}" ]; then
+    kill "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || rc=1
+    DAEMON_PID=
+  fi
+  if [ -n "${SWTPM_PID:-}" ]; then
+    swtpm_ioctl --unix "$1/swtpm.ctrl" -s >/dev/null 2>&1 || kill "$SWTPM_PID" 2>/dev/null || true
+    wait "$SWTPM_PID" 2>/dev/null || true
+    SWTPM_PID=
+  fi
+  return $rc
+}
+
+# reload_server DIR — sends SIGHUP to the demo's running server (pid in DIR/server.pid),
+# which reloads its HSM keys and metadata, and waits for the outcome in DIR/server.log.
+reload_server() {
+  local dir=$1 pid before
+  pid=$(cat "$dir/server.pid")
+  grep -qa hwfido-server "/proc/$pid/cmdline" || { echo "no hwfido-server with pid $pid"; return 1; }
+  before=$(grep -c -e 'reload done' -e 'reload failed' "$dir/server.log" || true)
+  kill -HUP "$pid"
+  for _ in $(seq 1 200); do
+    [ "$(grep -c -e 'reload done' -e 'reload failed' "$dir/server.log" || true)" -gt "$before" ] && break
+    sleep 0.05
+  done
+  if [ "$(grep -c -e 'reload done' -e 'reload failed' "$dir/server.log" || true)" -le "$before" ] ||
+     grep -q 'reload failed' "$dir/server.log"; then
+    echo "  the reload did not succeed:"; tail -5 "$dir/server.log"; return 1
+  fi
+}
