@@ -4,7 +4,7 @@
 #   1. makes sure the server has the out-of-band dispatchers (link-png-qr-code for QR codes,
 #      hwfido-stream for pushes to the device) and restarts it if it had to add them;
 #   2. starts swtpm + authenticatord (reusing the TPM state of demo-tpm.sh when present, else a
-#      new one whose metadata statement goes into DIR/metadata);
+#      new one whose metadata statement goes into DIR/metadata, loaded by the server on SIGHUP);
 #   3. starts rp-demo ("Example Bank", internal/rpdemo) and, as its browser would, logs in with a
 #      password and runs: registration of the device by QR code, a payment confirmed on the
 #      device, a payment rejected on the device — printing each status trail the bank's backend
