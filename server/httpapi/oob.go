@@ -264,6 +264,30 @@ func startSSE(w http.ResponseWriter) (*http.ResponseController, error) {
 	return rc, nil
 }
 
+// sseLoop writes each value of ch as an event (write), a heartbeat comment every
+// sseHeartbeat, and flushes after each, until ch is closed, ctx ends or the client is gone.
+func sseLoop[T any](ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, ch <-chan T, write func(T) error) {
+	hb := time.NewTicker(sseHeartbeat)
+	defer hb.Stop()
+	for {
+		select {
+		case v, ok := <-ch:
+			if !ok || write(v) != nil {
+				return
+			}
+		case <-hb.C:
+			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
 func (a *API) oobStatusEvents(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
 	if id == "" || len(id) > 128 {
@@ -280,33 +304,15 @@ func (a *API) oobStatusEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	updates := a.OOB.Watch(ctx, id)
-	hb := time.NewTicker(sseHeartbeat)
-	defer hb.Stop()
-	for {
-		select {
-		case st, ok := <-updates:
-			if !ok {
-				return nil
-			}
-			b, err := json.Marshal(st)
-			if err != nil {
-				return nil
-			}
-			if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", b); err != nil {
-				return nil
-			}
-		case <-hb.C:
-			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
-				return nil
-			}
-		case <-ctx.Done():
-			return nil
+	sseLoop(ctx, w, rc, a.OOB.Watch(ctx, id), func(st *oob.StatusResponse) error {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return err
 		}
-		if err := rc.Flush(); err != nil {
-			return nil
-		}
-	}
+		_, err = fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
+		return err
+	})
+	return nil
 }
 
 func (a *API) oobStream(w http.ResponseWriter, r *http.Request) error {
@@ -326,23 +332,9 @@ func (a *API) oobStream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hb := time.NewTicker(sseHeartbeat)
-	defer hb.Stop()
-	for {
-		select {
-		case msg := <-ch:
-			if _, err := fmt.Fprintf(w, "event: dispatch\ndata: %s\n\n", msg); err != nil {
-				return nil
-			}
-		case <-hb.C:
-			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
-				return nil
-			}
-		case <-ctx.Done():
-			return nil
-		}
-		if err := rc.Flush(); err != nil {
-			return nil
-		}
-	}
+	sseLoop(ctx, w, rc, ch, func(msg []byte) error {
+		_, err := fmt.Fprintf(w, "event: dispatch\ndata: %s\n\n", msg)
+		return err
+	})
+	return nil
 }

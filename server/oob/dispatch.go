@@ -48,6 +48,19 @@ type Dispatcher interface {
 	Dispatch(ctx context.Context, m *Message) (string, error)
 }
 
+// serviceDispatcher is a Dispatcher that needs the Service it is configured in (the push
+// stream dispatcher hands payloads to the service's streams, FCM forgets push tokens FCM
+// reports unregistered); [New] attaches it.
+type serviceDispatcher interface {
+	attach(s *Service)
+}
+
+// targetFilter is a push Dispatcher that can reach only some of the targets using it (FCM
+// needs a push token); a push to all of a user's targets skips the others.
+type targetFilter interface {
+	reaches(t record.Target) bool
+}
+
 // Payload is the out-of-band payload: NMAData is the nma_data object, or a compact JWE
 // string of it when ContentType is application/jose.
 type Payload struct {

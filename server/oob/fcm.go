@@ -20,6 +20,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/fidoserver/hwfido/server/oob/record"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -69,6 +70,13 @@ type FCM struct {
 	access  string
 	expires time.Time
 }
+
+// attach implements serviceDispatcher: push tokens FCM reports unregistered are forgotten
+// in s's store.
+func (f *FCM) attach(s *Service) { f.store = s.o.Store }
+
+// reaches implements targetFilter: FCM reaches a target that still has a push token.
+func (f *FCM) reaches(t record.Target) bool { return t.Target != "" }
 
 // NewFCM loads the service account and returns the dispatcher.
 func NewFCM(o FCMOptions) (*FCM, error) {

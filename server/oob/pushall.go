@@ -16,14 +16,14 @@ import (
 const maxPushParallel = 8
 
 // pushAllTargets returns the targets of user that push dispatcher d can reach: those whose
-// default dispatcher is d and, for FCM, that still have a push token.
+// default dispatcher is d and that d reaches (targetFilter: FCM needs a push token).
 func pushAllTargets(all []record.Target, d Dispatcher) []record.Target {
 	var out []record.Target
 	for _, t := range all {
 		if t.Dispatcher != d.Name() {
 			continue
 		}
-		if _, isFCM := d.(*FCM); isFCM && t.Target == "" {
+		if f, ok := d.(targetFilter); ok && !f.reaches(t) {
 			continue
 		}
 		out = append(out, t)

@@ -140,11 +140,8 @@ func New(o Options) (*Service, error) {
 			return nil, fmt.Errorf("oob: dispatcher %q configured twice", d.Name())
 		}
 		s.dispatchers[d.Name()] = d
-		if st, ok := d.(*StreamDispatcher); ok {
-			st.svc = s
-		}
-		if f, ok := d.(*FCM); ok {
-			f.store = o.Store
+		if sd, ok := d.(serviceDispatcher); ok {
+			sd.attach(s)
 		}
 	}
 	return s, nil

@@ -172,6 +172,9 @@ type StreamDispatcher struct {
 // Name implements Dispatcher.
 func (d *StreamDispatcher) Name() string { return NameStream }
 
+// attach implements serviceDispatcher: payloads go to s's streams.
+func (d *StreamDispatcher) attach(s *Service) { d.svc = s }
+
 // NeedsTarget implements Dispatcher.
 func (d *StreamDispatcher) NeedsTarget() bool { return true }
 
