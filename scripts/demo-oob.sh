@@ -57,7 +57,8 @@ YAML
   echo "  added oob.dispatchers (link-png-qr-code, hwfido-stream) to $HWFIDO_CONFIG; restarting hwfido-server"
   stop_server
   [ -f "$dir/server.log" ] && mv "$dir/server.log" "$dir/server-oob-restart.log"
-  start_server "$dir/server.log"
+  # At info, like demo.sh's server: reload_server below waits for the reload's log line.
+  HWFIDO_LOG_LEVEL=info start_server "$dir/server.log"
 fi
 
 # 2. The TPM device.

@@ -37,7 +37,7 @@ SWTPM_PID= DAEMON_PID=
 cleanup() {
   local had_daemon=$DAEMON_PID
   if stop_tpm "$tpm"; then
-    [ -n "$had_daemon" ] && echo "  authenticatord stopped (TPM2_Shutdown sent)"
+    [ -z "$had_daemon" ] || echo "  authenticatord stopped (TPM2_Shutdown sent)"
   else
     echo "  authenticatord exited with an error (see $tpm/authenticatord.log)"
   fi

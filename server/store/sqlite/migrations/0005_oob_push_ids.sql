@@ -10,6 +10,10 @@ CREATE TABLE oob_push_queue_v2 (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+-- The ids of rows purged before this migration are unknown, and a process still running the
+-- previous version may be reading from one of them: new ids start far above any of them
+-- (the current Unix time in milliseconds).
+INSERT INTO sqlite_sequence(name, seq) VALUES ('oob_push_queue_v2', CAST(strftime('%s', 'now') AS INTEGER) * 1000);
 INSERT INTO oob_push_queue_v2(id, target_id, origin, payload, created_at, expires_at)
     SELECT id, target_id, origin, payload, created_at, expires_at FROM oob_push_queue;
 DROP TABLE oob_push_queue;
