@@ -13,19 +13,15 @@ func (t *Token) copyKeys(ks, prev *keySet) {
 	if t.cfg.NoSessionCopies {
 		return
 	}
-	// A copy is reused for the same token object (handle and CKA_ID: a handle number may be
-	// given to another object once its own is destroyed) while it is still a live copy
-	// of that key (a lost login destroys private session objects).
-	type objKey struct {
-		h  pkcs11.ObjectHandle
-		id string
-	}
-	reuse := map[objKey]pkcs11.ObjectHandle{}
+	// A copy is reused for the same token object while it is still a copy of that key: a
+	// lost login destroys private session objects, and a handle number may be given to
+	// another object once its own is destroyed (checkCopy compares CKA_ID).
+	reuse := map[pkcs11.ObjectHandle]pkcs11.ObjectHandle{}
 	if prev != nil && prev.anchor == t.anchor {
 		for _, l := range prev.byPurpose {
 			for _, k := range l {
 				if k.copied {
-					reuse[objKey{k.handle, string(k.ID)}] = k.use
+					reuse[k.handle] = k.use
 				}
 			}
 		}
@@ -33,7 +29,7 @@ func (t *Token) copyKeys(ks, prev *keySet) {
 	copied := 0
 	for _, l := range ks.byPurpose {
 		for _, k := range l {
-			if h, ok := reuse[objKey{k.handle, string(k.ID)}]; ok && t.isCopyOf(h, k) {
+			if h, ok := reuse[k.handle]; ok && t.checkCopy(h, k) == "" {
 				k.use, k.copied = h, true
 				continue
 			}
@@ -42,7 +38,7 @@ func (t *Token) copyKeys(ks, prev *keySet) {
 				t.log.Warn("hsm: key not copied to a session object; using the token object", "label", k.Label, "err", err)
 				continue
 			}
-			if reason := t.checkCopy(h); reason != "" {
+			if reason := t.checkCopy(h, k); reason != "" {
 				_ = t.p.DestroyObject(t.anchor, h)
 				t.log.Warn("hsm: session copy refused; using the token object", "label", k.Label, "reason", reason)
 				continue
@@ -56,12 +52,15 @@ func (t *Token) copyKeys(ks, prev *keySet) {
 	}
 }
 
-// checkCopy says what is wrong with a session copy, or "" when it is a
-// session object that is sensitive and not extractable.
-func (t *Token) checkCopy(h pkcs11.ObjectHandle) string {
-	a, err := t.attrs(t.anchor, h, pkcs11.CKA_TOKEN, pkcs11.CKA_SENSITIVE, pkcs11.CKA_EXTRACTABLE)
+// checkCopy says what is wrong with h as a session copy of k, or "" when it is a session
+// object with k's CKA_ID that is sensitive and not extractable.
+func (t *Token) checkCopy(h pkcs11.ObjectHandle, k *key) string {
+	a, err := t.attrs(t.anchor, h, pkcs11.CKA_ID, pkcs11.CKA_TOKEN, pkcs11.CKA_SENSITIVE, pkcs11.CKA_EXTRACTABLE)
 	if err != nil {
 		return err.Error()
+	}
+	if a[pkcs11.CKA_ID] == nil || string(a[pkcs11.CKA_ID].Value) != string(k.ID) {
+		return "CKA_ID is not the key's"
 	}
 	for _, want := range []struct {
 		typ  uint
@@ -74,17 +73,6 @@ func (t *Token) checkCopy(h pkcs11.ObjectHandle) string {
 		}
 	}
 	return ""
-}
-
-// isCopyOf reports whether h is (still) a session copy of k: a session object with
-// k's CKA_ID.
-func (t *Token) isCopyOf(h pkcs11.ObjectHandle, k *key) bool {
-	a, err := t.attrs(t.anchor, h, pkcs11.CKA_TOKEN, pkcs11.CKA_ID)
-	if err != nil || a[pkcs11.CKA_ID] == nil || string(a[pkcs11.CKA_ID].Value) != string(k.ID) {
-		return false
-	}
-	onToken, ok := attrBool(a[pkcs11.CKA_TOKEN])
-	return ok && !onToken
 }
 
 // destroyCopies destroys the session copies of old that cur no longer uses and that are
@@ -104,7 +92,7 @@ func (t *Token) destroyCopies(old, cur *keySet) {
 	}
 	for _, l := range old.byPurpose {
 		for _, k := range l {
-			if k.copied && !used[k.use] && t.isCopyOf(k.use, k) {
+			if k.copied && !used[k.use] && t.checkCopy(k.use, k) == "" {
 				if err := t.p.DestroyObject(old.anchor, k.use); err != nil {
 					t.log.Warn("hsm: destroying a session copy", "label", k.Label, "err", err)
 				}

@@ -266,6 +266,25 @@ type sseEvent struct {
 	name, data string
 }
 
+// statusEvents opens the Status Service's event stream of session id at base, checks that
+// its first event is the status tokenCreated and returns the events that follow. The
+// stream ends with the test.
+func statusEvents(t *testing.T, base, id string) <-chan sseEvent {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/nevisfido/status/"+id+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status events: %v %+v", err, resp)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	events := sseReader(t, resp.Body)
+	var st struct{ Status string }
+	if ev := nextEvent(t, events); ev.name != "status" || json.Unmarshal([]byte(ev.data), &st) != nil || st.Status != "tokenCreated" {
+		t.Fatalf("first status event %+v", ev)
+	}
+	return events
+}
+
 // sseReader reads events of a stream in the background.
 func sseReader(t *testing.T, body io.ReadCloser) <-chan sseEvent {
 	ch := make(chan sseEvent, 16)

@@ -1,15 +1,9 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/fidoserver/hwfido/server"
 )
 
 // TestOOBPushQueueSince: two servers share one store and one HSM token (see also
@@ -22,14 +16,7 @@ func TestOOBPushQueueSince(t *testing.T) {
 	dev := newDevice(t)
 	id := registerWithTarget(t, e, a, "alice", dev.target(t, "phone", "hwfido-stream", true))
 
-	srv2, err := server.New(context.Background(), e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv2.Close)
-	hs2 := httptest.NewServer(srv2.Handler())
-	t.Cleanup(hs2.Close)
-	e2 := &env{t: t, srv: srv2, http: hs2, token: e.token, dbPath: e.dbPath, loginKey: e.loginKey, cfg: e.cfg}
+	e2 := e.sharing()
 
 	push := func(hint string) string {
 		t.Helper()

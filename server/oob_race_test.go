@@ -1,19 +1,14 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fidoserver/hwfido/internal/testutil"
-	"github.com/fidoserver/hwfido/server"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -22,13 +17,7 @@ import (
 // request.
 func TestOOBConcurrentRedeem(t *testing.T) {
 	e, _ := oobEnv(t, "")
-	second, err := server.New(context.Background(), e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(second.Close)
-	hs2 := httptest.NewServer(second.Handler())
-	t.Cleanup(hs2.Close)
+	e2 := e.sharing()
 	for round := 0; round < 3; round++ {
 		code, b := e.do("POST", "/nevisfido/token/create/authentication", "application/json", "",
 			mustJSON(getUAF("Auth", map[string]string{})))
@@ -43,7 +32,7 @@ func TestOOBConcurrentRedeem(t *testing.T) {
 			wg.Add(1)
 			base := e.http.URL
 			if i%2 == 1 {
-				base = hs2.URL
+				base = e2.http.URL
 			}
 			go func() {
 				defer wg.Done()
@@ -71,17 +60,11 @@ func TestOOBConcurrentRedeem(t *testing.T) {
 // queue. Once the stream is closed, the dispatch fails.
 func TestOOBPushAcrossProcesses(t *testing.T) {
 	e, a := oobEnv(t, "")
-	second, err := server.New(context.Background(), e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(second.Close)
-	hs2 := httptest.NewServer(second.Handler())
-	t.Cleanup(hs2.Close)
+	e2 := e.sharing()
 	dev := newDevice(t)
 	id := registerWithTarget(t, e, a, "alice", dev.target(t, "phone", "hwfido-stream", false))
 
-	req, _ := http.NewRequest("GET", hs2.URL+"/nevisfido/token/dispatch/targets/"+id+"/stream", nil)
+	req, _ := http.NewRequest("GET", e2.http.URL+"/nevisfido/token/dispatch/targets/"+id+"/stream", nil)
 	req.Header.Set("Authorization", "Bearer "+sign(t, dev.sig, id, signed(map[string]any{"aud": "stream"})))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {

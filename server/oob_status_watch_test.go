@@ -2,17 +2,13 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fidoserver/hwfido/server"
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -23,13 +19,7 @@ import (
 // instance's change poller, and the stream ends after the final state.
 func TestOOBStatusWatchAcrossProcesses(t *testing.T) {
 	e, a := oobEnv(t, "")
-	second, err := server.New(context.Background(), e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(second.Close)
-	hs2 := httptest.NewServer(second.Handler())
-	t.Cleanup(hs2.Close)
+	e2 := e.sharing()
 	registerOOB(t, e, a, "alice", "link", nil)
 
 	code, d, b := e.dispatch("Auth", "", map[string]any{"dispatcher": "link",
@@ -37,15 +27,7 @@ func TestOOBStatusWatchAcrossProcesses(t *testing.T) {
 	if code != 200 || d.SessionID == "" {
 		t.Fatalf("dispatch: %d %s", code, b)
 	}
-	resp, err := http.Get(e.http.URL + "/nevisfido/status/" + d.SessionID + "/events")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("status events: %v %v", err, resp)
-	}
-	defer resp.Body.Close()
-	statuses := sseReader(t, resp.Body)
-	if ev := nextEvent(t, statuses); !strings.Contains(ev.data, `"tokenCreated"`) {
-		t.Fatalf("first status event %+v", ev)
-	}
+	statuses := statusEvents(t, e.http.URL, d.SessionID)
 
 	within := func(what string, start time.Time, want string) sseEvent {
 		t.Helper()
@@ -62,7 +44,7 @@ func TestOOBStatusWatchAcrossProcesses(t *testing.T) {
 	}
 
 	start := time.Now()
-	r := redeemAt(t, hs2.URL, "Auth", d.Token)
+	r := redeemAt(t, e2.http.URL, "Auth", d.Token)
 	if r == nil || r.StatusCode != uaf.StatusOK {
 		t.Fatalf("redeem at the second instance: %+v", r)
 	}
@@ -71,7 +53,7 @@ func TestOOBStatusWatchAcrossProcesses(t *testing.T) {
 
 	start = time.Now()
 	body, _ := json.Marshal(uaf.SendUAFResponse{UAFResponse: a.authenticate(r, mutations{})})
-	hr, err := http.Post(hs2.URL+"/nevisfido/uaf/1.1/authentication", "application/fido+uaf", bytes.NewReader(body))
+	hr, err := http.Post(e2.http.URL+"/nevisfido/uaf/1.1/authentication", "application/fido+uaf", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

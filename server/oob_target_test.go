@@ -116,16 +116,7 @@ func TestOOBPushAuthentication(t *testing.T) {
 	}
 
 	// The relying party watches the session as SSE.
-	req, _ := http.NewRequest("GET", e.http.URL+"/nevisfido/status/"+d.SessionID+"/events", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("status events: %v %+v", err, resp)
-	}
-	defer resp.Body.Close()
-	statuses := sseReader(t, resp.Body)
-	if ev := nextEvent(t, statuses); ev.name != "status" || !strings.Contains(ev.data, `"tokenCreated"`) {
-		t.Fatalf("first status event %+v", ev)
-	}
+	statuses := statusEvents(t, e.http.URL, d.SessionID)
 
 	r := e.redeem("Auth", nma["token"].(string))
 	if r == nil || r.StatusCode != uaf.StatusOK {
@@ -201,16 +192,7 @@ func TestOOBUsernamelessAndFailure(t *testing.T) {
 	}
 	// A deregistration has no client phase: its status stream goes from tokenCreated
 	// straight to succeeded.
-	dreq, _ := http.NewRequest("GET", e.http.URL+"/nevisfido/status/"+dd.SessionID+"/events", nil)
-	dresp, err := http.DefaultClient.Do(dreq)
-	if err != nil || dresp.StatusCode != 200 {
-		t.Fatalf("dereg status events: %v %+v", err, dresp)
-	}
-	defer dresp.Body.Close()
-	deregEvents := sseReader(t, dresp.Body)
-	if ev := nextEvent(t, deregEvents); !strings.Contains(ev.data, `"tokenCreated"`) {
-		t.Fatalf("first dereg status event %+v", ev)
-	}
+	deregEvents := statusEvents(t, e.http.URL, dd.SessionID)
 	if r := e.redeem("Dereg", dd.Token); r == nil || r.StatusCode != uaf.StatusOK || r.Op != uaf.OpDereg {
 		t.Fatalf("dereg redeem: %+v", r)
 	}

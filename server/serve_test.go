@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"testing"
@@ -27,16 +26,7 @@ func TestServeShutdownEndsStreams(t *testing.T) {
 	if code != 200 || d.SessionID == "" {
 		t.Fatalf("dispatch: %d %s", code, b)
 	}
-	resp, err := http.Get(base + "/nevisfido/status/" + d.SessionID + "/events")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("events: %v %v", err, resp)
-	}
-	defer resp.Body.Close()
-	events := sseReader(t, resp.Body)
-	var st map[string]any
-	if ev := nextEvent(t, events); json.Unmarshal([]byte(ev.data), &st) != nil || st["status"] != "tokenCreated" {
-		t.Fatalf("first event %+v", ev)
-	}
+	events := statusEvents(t, base, d.SessionID)
 
 	start := time.Now()
 	cancel()

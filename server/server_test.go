@@ -129,6 +129,20 @@ result-token:
 	return &env{t: t, srv: srv, http: hs, token: tok, dbPath: dbPath, loginKey: k, cfg: cfg}
 }
 
+// sharing starts a second server instance with e's configuration: the same SQLite file
+// and HSM token, as a second process sharing them would.
+func (e *env) sharing() *env {
+	e.t.Helper()
+	srv, err := server.New(context.Background(), e.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(srv.Close)
+	hs := httptest.NewServer(srv.Handler())
+	e.t.Cleanup(hs.Close)
+	return &env{t: e.t, srv: srv, http: hs, token: e.token, dbPath: e.dbPath, loginKey: e.loginKey, cfg: e.cfg}
+}
+
 func (e *env) callerToken(user string) string {
 	tok, err := callerauth.Mint(e.loginKey, callerauth.MintOptions{Issuer: issuer, Audience: "hwfido", Username: user})
 	if err != nil {

@@ -142,13 +142,7 @@ func TestOutOfBandFlows(t *testing.T) {
 	}
 	st, _ := a.MetadataStatement()
 	f := newFixture(t, harness.ServerOptions{Metadata: [][]byte{st}, ExtraYAML: oobYAML})
-	c := browserClient(t)
-	c.Timeout = 0
-	_, csrf := page(t, c, f.base)
-	if r := form(t, c, f.base+"/login", url.Values{"username": {"alice"}, "password": {"correct horse"}, "csrf": {csrf}}, nil); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("login: %d", r.StatusCode)
-	}
-	_, csrf = page(t, c, f.base)
+	c, csrf := loggedIn(t, f.base)
 
 	var reg startResponse
 	if code := api(t, c, f.base+"/api/registration", csrf, "{}", &reg); code != http.StatusOK {
@@ -211,12 +205,7 @@ func TestOutOfBandFlows(t *testing.T) {
 	// A bank expecting another result-token audience (a token meant for someone else, or
 	// another server) does not count the operation as a success.
 	wrong := serveApp(t, f.srv, "https://other-bank.test")
-	wc := browserClient(t)
-	_, wcsrf := page(t, wc, wrong.base)
-	if r := form(t, wc, wrong.base+"/login", url.Values{"username": {"alice"}, "password": {"correct horse"}, "csrf": {wcsrf}}, nil); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("login: %d", r.StatusCode)
-	}
-	_, wcsrf = page(t, wc, wrong.base)
+	wc, wcsrf := loggedIn(t, wrong.base)
 	var wp startResponse
 	if code := api(t, wc, wrong.base+"/api/payment", wcsrf, `{"amount":"30.00","payee":"Bob's Books"}`, &wp); code != http.StatusOK {
 		t.Fatalf("payment start: %d", code)

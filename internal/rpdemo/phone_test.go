@@ -78,13 +78,7 @@ func TestPhoneLoginAndDeregistration(t *testing.T) {
 	f := newFixture(t, harness.ServerOptions{Metadata: [][]byte{sa, sd, so}, ExtraYAML: oobYAML})
 
 	// alice registers her phone by QR code (password login first).
-	c := browserClient(t)
-	c.Timeout = 0
-	_, csrf := page(t, c, f.base)
-	if r := form(t, c, f.base+"/login", url.Values{"username": {"alice"}, "password": {"correct horse"}, "csrf": {csrf}}, nil); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("login: %d", r.StatusCode)
-	}
-	_, csrf = page(t, c, f.base)
+	c, csrf := loggedIn(t, f.base)
 	var reg startResponse
 	if code := api(t, c, f.base+"/api/registration", csrf, "{}", &reg); code != http.StatusOK {
 		t.Fatalf("registration start: %d", code)

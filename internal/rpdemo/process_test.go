@@ -142,6 +142,21 @@ func browserClient(t *testing.T) *http.Client {
 
 var csrfRE = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)
 
+// loggedIn logs a new browser client in to the app at base as alice with her password and
+// returns it with the CSRF token of the new session. The client has no overall timeout:
+// it also follows event streams, which end with their test.
+func loggedIn(t *testing.T, base string) (*http.Client, string) {
+	t.Helper()
+	c := browserClient(t)
+	c.Timeout = 0
+	_, csrf := page(t, c, base)
+	if r := form(t, c, base+"/login", url.Values{"username": {"alice"}, "password": {"correct horse"}, "csrf": {csrf}}, nil); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", r.StatusCode)
+	}
+	_, csrf = page(t, c, base)
+	return c, csrf
+}
+
 // page GETs / and returns the page and its CSRF token.
 func page(t *testing.T, c *http.Client, base string) (string, string) {
 	t.Helper()

@@ -275,13 +275,7 @@ func TestPaymentPushAsTrustedBackend(t *testing.T) {
 
 	f := serveAppConfig(t, loginPriv, `"server":"`+base+`","resultToken":{"audience":"https://rp.test"},
 		"backendTLS":{"caFile":"`+p.CA+`","certFile":"`+p.ClientCert+`","keyFile":"`+p.ClientKey+`"}`)
-	c := browserClient(t)
-	c.Timeout = 0
-	_, csrf := page(t, c, f.base)
-	if r := form(t, c, f.base+"/login", url.Values{"username": {"alice"}, "password": {"correct horse"}, "csrf": {csrf}}, nil); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("login: %d", r.StatusCode)
-	}
-	_, csrf = page(t, c, f.base)
+	c, csrf := loggedIn(t, f.base)
 
 	// Register the phone by QR code, then it announces its push target.
 	var reg startResponse

@@ -74,8 +74,6 @@ func newChain(t testing.TB, aaguid [16]byte) chain {
 	return chain{root, inter, leaf}
 }
 
-func regHdr(u string) map[string]string { return map[string]string{"X-Test-User": u} }
-
 // beginReg calls attestation/options and returns the response.
 func beginReg(t *testing.T, e *env, user string, extra map[string]any) map[string]any {
 	t.Helper()
@@ -83,7 +81,7 @@ func beginReg(t *testing.T, e *env, user string, extra map[string]any) map[strin
 	for k, v := range extra {
 		req[k] = v
 	}
-	code, o := e.post("/attestation/options", req, regHdr(user))
+	code, o := e.post("/attestation/options", req, userHdr(user))
 	if code != 200 || o["status"] != "ok" || o["errorMessage"] != "" {
 		t.Fatalf("options: %d %v", code, o)
 	}

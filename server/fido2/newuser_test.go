@@ -87,23 +87,7 @@ func TestNewUserRegistrationWrites(t *testing.T) {
 // the result reuses) do not outlive a deletion: the result is refused and signs nothing.
 func TestCredentialDeletedDuringLogin(t *testing.T) {
 	e := newEnv(t, nil)
-	code, o := e.post("/attestation/options", map[string]any{"username": "gina", "displayName": "Gina"}, userHdr("gina"))
-	if code != 200 {
-		t.Fatalf("options: %d %v", code, o)
-	}
-	ch, _ := softauthn.ParseChallenge(o)
-	cred, err := softauthn.NewCredential(softauthn.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := softauthn.Create(cred, softauthn.Attestation{Format: "none"},
-		softauthn.Request{RPID: "localhost", Origin: e.origin, Challenge: ch, Flags: softauthn.FlagUP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, r := e.post("/attestation/result", body, nil); code != 200 {
-		t.Fatalf("result: %d %v", code, r)
-	}
+	cred, _ := registerSoft(t, e, "gina", softauthn.ES256, softauthn.Attestation{Format: "none"})
 	code, lo := e.post("/assertion/options", map[string]any{"username": "gina"}, nil)
 	if code != 200 {
 		t.Fatalf("login options: %d %v", code, lo)

@@ -29,23 +29,7 @@ func (f *flakySigner) SignResult(ctx context.Context, claims map[string]any) (st
 func TestLoginSignFailureLeavesCeremonyOpen(t *testing.T) {
 	signer := &flakySigner{inner: newMemSigner(t)}
 	e := newEnv(t, nil, signer)
-	code, o := e.post("/attestation/options", map[string]any{"username": "hugo", "displayName": "Hugo"}, userHdr("hugo"))
-	if code != 200 {
-		t.Fatalf("options: %d %v", code, o)
-	}
-	ch, _ := softauthn.ParseChallenge(o)
-	cred, err := softauthn.NewCredential(softauthn.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := softauthn.Create(cred, softauthn.Attestation{Format: "none"},
-		softauthn.Request{RPID: "localhost", Origin: e.origin, Challenge: ch, Flags: softauthn.FlagUP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, r := e.post("/attestation/result", body, nil); code != 200 {
-		t.Fatalf("registration: %d %v", code, r)
-	}
+	cred, _ := registerSoft(t, e, "hugo", softauthn.ES256, softauthn.Attestation{Format: "none"})
 	counter := func() uint32 {
 		c, err := e.db.FIDO2CredentialByID(context.Background(), "localhost", cred.ID)
 		if err != nil {
