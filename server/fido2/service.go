@@ -57,7 +57,8 @@ type Store interface {
 	// WebAuthn user handle if needed (an existing user keeps its handle).
 	EnsureFIDO2User(ctx context.Context, username string, handle []byte) (*store.User, error)
 	// FIDO2UserCredentialsByName returns a user and its credentials for rpID, or
-	// store.ErrNotFound.
+	// store.ErrNotFound. This and the two other ceremony reads below leave each
+	// credential's Record empty (the ceremony does not use it; FIDO2Credentials returns it).
 	FIDO2UserCredentialsByName(ctx context.Context, username, rpID string) (*store.User, []record.Credential, error)
 	// FIDO2UserCredentials returns the user with that row id and its credentials for
 	// rpID, or store.ErrNotFound.

@@ -75,12 +75,15 @@ func (db *DB) queryFIDO2Creds(ctx context.Context, where string, args ...any) ([
 // for re-preparation whenever a parameter is rebound, and go-sqlite3 rebinds on every
 // call, so the joined form was parsed and planned again on every options request
 // (≈ 25 µs CPU; sqlite3Reprepare ≈ 13 % of the store's share of a login).
+//
+// The opaque record column (≈ 1 KB per credential, more with an attestation chain) is not
+// read: a ceremony does not decode it, and [DB.FIDO2Credentials] returns it.
 func fido2UserCredSQL(column string) string {
 	return `SELECT id, username, handle, created_at, 0, '', x'', x'', x'', 0, 0, '', '', '', '', 0, '', x'', 0, 0
 	FROM users WHERE ` + column + ` = ?2
 	UNION ALL
 	SELECT 0, '', x'', 0, c.id, c.rp_id, c.credential_id, c.public_key, c.aaguid, c.sign_count, c.flags,
-		c.attestation_format, c.attestation_type, c.trust, c.transports, c.discoverable, c.name, c.record,
+		c.attestation_format, c.attestation_type, c.trust, c.transports, c.discoverable, c.name, x'',
 		c.created_at, c.last_used_at
 	FROM fido2_credentials c WHERE c.rp_id = ?1 AND c.user_id = (SELECT id FROM users WHERE ` + column + ` = ?2)`
 }

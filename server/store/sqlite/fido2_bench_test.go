@@ -48,7 +48,7 @@ func BenchmarkFIDO2StoreLogin(b *testing.B) {
 		rand.Read(cid)
 		c := record.Credential{Username: name, UserHandle: h, RPID: "localhost", CredentialID: cid,
 			PublicKey: make([]byte, 77), AAGUID: make([]byte, 16), SignCount: 0, AttestationFormat: "packed",
-			AttestationType: "self", Trust: "none", Record: make([]byte, 300), CreatedAt: now}
+			AttestationType: "self", Trust: "none", Record: make([]byte, 1072), CreatedAt: now}
 		s := record.Session{ID: fmt.Sprintf("reg%02d", i), Ceremony: record.CeremonyRegistration,
 			Challenge: []byte(fmt.Sprintf("regch%02d", i)), ExpiresAt: now.Add(time.Minute)}
 		if _, err := db.RegisterFIDO2Credential(ctx, s, c); err != nil {
@@ -118,7 +118,7 @@ func BenchmarkFIDO2StoreRegister(b *testing.B) {
 			now := time.Now()
 			c := record.Credential{Username: name, UserHandle: h, RPID: "localhost", CredentialID: cid,
 				PublicKey: make([]byte, 77), AAGUID: make([]byte, 16), AttestationFormat: "packed",
-				AttestationType: "self", Trust: "none", Record: make([]byte, 300), CreatedAt: now}
+				AttestationType: "self", Trust: "none", Record: make([]byte, 1072), CreatedAt: now}
 			s := record.Session{ID: fmt.Sprintf("r%d", n), Ceremony: record.CeremonyRegistration, Challenge: ch,
 				ExpiresAt: now.Add(time.Minute)}
 			if _, err := db.RegisterFIDO2Credential(ctx, s, c); err != nil {

@@ -78,7 +78,8 @@ func TestFIDO2CredentialLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Username != "alice" || string(got.UserHandle) != string(u.Handle) || got.SignCount != 5 ||
-		!got.Flags.BackupEligible || got.Flags.UserVerified || len(got.Transports) != 2 || !got.Discoverable {
+		!got.Flags.BackupEligible || got.Flags.UserVerified || len(got.Transports) != 2 || !got.Discoverable ||
+		string(got.Record) != `{"x":1}` {
 		t.Fatalf("stored %+v", got)
 	}
 	sess, _ := db.FIDO2Session(ctx, "s1")
@@ -122,8 +123,12 @@ func TestFIDO2CredentialLifecycle(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 	hu, hc, err := db.FIDO2CredentialsByHandle(ctx, u.Handle, "example.org")
-	if err != nil || hu.Username != "alice" || len(hc) != 1 {
+	if err != nil || hu.Username != "alice" || len(hc) != 1 || hc[0].SignCount != 5 {
 		t.Fatalf("by handle: %v %v %d", err, hu, len(hc))
+	}
+	// The ceremony reads leave the opaque record out.
+	if len(hc[0].Record) != 0 {
+		t.Fatalf("ceremony read returned the record: %q", hc[0].Record)
 	}
 	if _, _, err := db.FIDO2CredentialsByHandle(ctx, []byte("nope"), "example.org"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown handle: %v", err)
