@@ -200,6 +200,10 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 	// commit fails below is discarded.
 	now := s.now().UTC()
 	credID := b64(cred.ID)
+	// Whether this assertion verified the user: its authenticator data's UV bit.
+	// cred.Flags.UserVerified is the stored credential's flag (WebAuthn L3 uvInitialized),
+	// which go-webauthn carries over, not what this ceremony showed.
+	uv := parsed.Response.AuthenticatorData.Flags.HasUserVerified()
 	claims := map[string]any{
 		"iss":            s.cfg.TokenIssuer,
 		"sub":            wu.user.Username,
@@ -211,7 +215,7 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 		"credentialId":   credID,
 		"aaguid":         formatAAGUID(row.AAGUID),
 		"rpId":           s.cfg.RPID,
-		"uv":             cred.Flags.UserVerified,
+		"uv":             uv,
 	}
 	if s.cfg.TokenAudience != "" {
 		claims["aud"] = s.cfg.TokenAudience
@@ -234,10 +238,10 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 	case err != nil:
 		return nil, err
 	}
-	s.log.Info("fido2 audit: authenticated", "user", wu.user.Username, "session", p.sess.ID, "uv", cred.Flags.UserVerified)
+	s.log.Info("fido2 audit: authenticated", "user", wu.user.Username, "session", p.sess.ID, "uv", uv)
 	return authenticationResult{
 		serverResponse: serverResponse{Status: "ok"}, Fido2SessionID: p.sess.ID, Username: wu.user.Username,
-		CredentialID: credID, UserVerified: cred.Flags.UserVerified, Token: token,
+		CredentialID: credID, UserVerified: uv, Token: token,
 	}, nil
 }
 

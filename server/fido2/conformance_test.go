@@ -506,6 +506,16 @@ func recode(t *testing.T, body map[string]any, key string, v any) map[string]any
 	return body
 }
 
+// checkUV asserts that a login result and its token report user verification as want:
+// what the assertion's authenticator data showed, not what the credential's registration did.
+func checkUV(t *testing.T, e *env, res map[string]any, want bool) {
+	t.Helper()
+	claims := e.signer.verify(t, res["token"].(string))
+	if res["userVerified"] != want || claims["uv"] != want {
+		t.Fatalf("userVerified %v, token uv %v; want %v", res["userVerified"], claims["uv"], want)
+	}
+}
+
 func TestAssertionPolicies(t *testing.T) {
 	e := newEnv(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationNone })
 	cred, _ := registerSoft(t, e, "pol", softauthn.ES256, softauthn.Attestation{Format: "none"})
@@ -539,6 +549,8 @@ func TestAssertionPolicies(t *testing.T) {
 	}{
 		{"required-UP-only", "required", up, true, false},
 		{"required-UV", "required", uv, true, true},
+		// The credential was registered with UV; this assertion did not verify the user,
+		// and the result must say so.
 		{"preferred-UP-only", "preferred", up, true, true},
 		{"discouraged-UV", "discouraged", uv, true, true},
 		{"counter-not-increasing", "preferred", up, false, false},
@@ -547,6 +559,9 @@ func TestAssertionPolicies(t *testing.T) {
 			code, res := login(tc.uv, tc.flags, tc.up)
 			if (code == 200 && res["status"] == "ok") != tc.wantOK {
 				t.Fatalf("got %d %v, want ok=%v", code, res, tc.wantOK)
+			}
+			if tc.wantOK {
+				checkUV(t, e, res, tc.flags&softauthn.FlagUV != 0)
 			}
 		})
 	}
@@ -559,11 +574,18 @@ func TestAssertionPolicies(t *testing.T) {
 		t.Fatalf("register %d %v", code, res)
 	}
 	for i := 0; i < 2; i++ {
+		// The second login verifies the user of a credential registered without UV.
+		flags := byte(softauthn.FlagUP)
+		if i == 1 {
+			flags |= softauthn.FlagUV
+		}
 		_, ao := e2.post("/assertion/options", map[string]any{"username": "zero"}, nil)
-		ab, _ := softauthn.Get(zero, request(t, e2, ao, softauthn.FlagUP), false)
-		if code, res := e2.post("/assertion/result", ab, nil); code != 200 || res["status"] != "ok" {
+		ab, _ := softauthn.Get(zero, request(t, e2, ao, flags), false)
+		code, res := e2.post("/assertion/result", ab, nil)
+		if code != 200 || res["status"] != "ok" {
 			t.Fatalf("zero-counter login %d: %d %v", i, code, res)
 		}
+		checkUV(t, e2, res, i == 1)
 	}
 	// Replaying a used assertion is refused (challenge single use).
 	_, ao := e2.post("/assertion/options", map[string]any{"username": "zero"}, nil)
