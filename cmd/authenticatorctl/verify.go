@@ -30,8 +30,10 @@ const maxJWKS = 256 << 10
 // a relying party acts on. The server URL was already restricted to https
 // or loopback http by the daemon.
 //
-// Registration answers carry no result token from hwfido-server; with
-// require false that is reported, not an error.
+// require is true for authentications. hwfido-server answers registrations
+// with a result token too (op "Reg"), which is verified like any other; with
+// require false an answer without tokens is only reported, not an error.
+// Tokens whose type is not JWT (dispatchTargetId) are skipped.
 func verifyResults(ctx context.Context, w io.Writer, server string, sr *uaf.ServerResponse, require bool) error {
 	if sr == nil {
 		return errors.New("verify: no server answer")

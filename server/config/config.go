@@ -185,7 +185,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(b, os.LookupEnv)
+	return parse(b, os.LookupEnv, environNames())
 }
 
 // LoadListen is Load with the listen address replaced by listen (when not empty) before
@@ -202,17 +202,36 @@ func LoadListen(path, listen string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(b, func(k string) (string, bool) {
+	return parse(b, func(k string) (string, bool) {
 		if k == "HWFIDO_SERVER_LISTEN" {
 			return listen, true
 		}
 		return os.LookupEnv(k)
-	})
+	}, environNames())
+}
+
+// environNames returns the names of the variables set in the process environment.
+func environNames() []string {
+	var names []string
+	for _, kv := range os.Environ() {
+		if k, _, ok := strings.Cut(kv, "="); ok && k != "" {
+			names = append(names, k)
+		}
+	}
+	return names
 }
 
 // Parse decodes b strictly, applies overrides from lookup (nil: none), fills defaults and
-// validates.
+// validates. lookup answers for single variables only, so Parse cannot see a variable
+// naming a key inside a list item or map value; Load and LoadListen, which read the process
+// environment, refuse such a variable.
 func Parse(b []byte, lookup func(string) (string, bool)) (*Config, error) {
+	return parse(b, lookup, nil)
+}
+
+// parse is Parse; names are the names of the set variables, checked for keys inside list
+// items and map values.
+func parse(b []byte, lookup func(string) (string, bool), names []string) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -220,7 +239,7 @@ func Parse(b []byte, lookup func(string) (string, bool)) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if lookup != nil {
-		if err := applyEnv(reflect.ValueOf(&c).Elem(), "HWFIDO", "", lookup); err != nil {
+		if err := applyEnv(reflect.ValueOf(&c).Elem(), "HWFIDO", "", lookup, names); err != nil {
 			return nil, err
 		}
 	}
@@ -434,8 +453,10 @@ func checkFacet(f string) error {
 }
 
 // applyEnv walks v (a struct) and replaces scalars and string lists for which lookup
-// finds HWFIDO_<PATH>.
-func applyEnv(v reflect.Value, prefix, path string, lookup func(string) (string, bool)) error {
+// finds HWFIDO_<PATH>. Lists of objects and maps cannot be set: their own variable is
+// refused by setScalar, and any of names that extends it with "_" (a key inside an item or
+// value) is refused here rather than ignored.
+func applyEnv(v reflect.Value, prefix, path string, lookup func(string) (string, bool), names []string) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -450,10 +471,17 @@ func applyEnv(v reflect.Value, prefix, path string, lookup func(string) (string,
 		env := prefix + "_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
 		fv := v.Field(i)
 		if fv.Kind() == reflect.Struct {
-			if err := applyEnv(fv, prefix, key, lookup); err != nil {
+			if err := applyEnv(fv, prefix, key, lookup, names); err != nil {
 				return err
 			}
 			continue
+		}
+		if k := fv.Kind(); k == reflect.Map || (k == reflect.Slice && fv.Type().Elem().Kind() != reflect.String) {
+			for _, n := range names {
+				if strings.HasPrefix(n, env+"_") {
+					return fmt.Errorf("config: %s (from %s): cannot be set from the environment: keys inside lists and maps are set in the file", key, n)
+				}
+			}
 		}
 		s, ok := lookup(env)
 		if !ok {

@@ -108,6 +108,28 @@ func TestEnvOverrides(t *testing.T) {
 	}
 }
 
+// TestEnvInsideListsRefused: a variable naming a key inside a list item or a map value
+// (the list's or map's variable followed by "_") cannot be applied, so loading fails and
+// names it instead of ignoring it.
+func TestEnvInsideListsRefused(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "hwfido.yaml")
+	if err := os.WriteFile(p, []byte(base(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []string{"HWFIDO_CALLER_AUTH_TOKENS_ISSUER", "HWFIDO_FIDO_UAF_POLICIES_DEFAULT",
+		"HWFIDO_OOB_DISPATCHERS_TYPE", "HWFIDO_CALLER_AUTH_TOKENS"} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, "x")
+			for _, listen := range []string{"", "127.0.0.1:9443"} {
+				_, err := config.LoadListen(p, listen)
+				if err == nil || !strings.Contains(err.Error(), env+")") {
+					t.Fatalf("%s set, -listen %q: %v", env, listen, err)
+				}
+			}
+		})
+	}
+}
+
 func TestLoopbackHTTPAppID(t *testing.T) {
 	in := strings.Replace(base(t), "app-id: https://fido.example.com", "app-id: http://127.0.0.1:9080", 1)
 	if _, err := config.Parse([]byte(in), noEnv); err != nil {

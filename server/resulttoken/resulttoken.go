@@ -23,7 +23,7 @@ type Signer interface {
 // Claims are the operation facts a result token carries besides the registered claims.
 type Claims struct {
 	Username  string `json:"sub"`
-	Operation string `json:"op"`                   // "Reg", "Auth", "Dereg", "fido2-reg", "fido2-auth"
+	Operation string `json:"op"`                   // "Reg", "Auth", "Dereg" (out-of-band) or "fido2-auth"; FIDO2 registration issues none
 	AAID      string `json:"aaid,omitempty"`       // UAF
 	KeyID     string `json:"keyid,omitempty"`      // UAF KeyID or FIDO2 credential ID (base64url)
 	TxHash    string `json:"tx_hash,omitempty"`    // base64url SHA-256 of the confirmed transaction content
