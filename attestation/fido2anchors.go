@@ -94,17 +94,44 @@ func (m *MetadataAnchors) Anchor(st *metadata.Statement) *FIDO2Anchor {
 			a.Algorithms = append(a.Algorithms, cose)
 		}
 	}
-	policy, mode, log := m.opts.Status, m.opts.StatusMode, m.log
-	a.Check = func(now time.Time, leaf *x509.Certificate) error {
-		err := policy.Check(st, metadata.StatusCheck{Time: now, AttestationCertificate: leaf})
-		if err != nil && mode == StatusMonitor {
-			log.Warn("attestation: metadata status refused (monitor: accepted)", "aaguid", st.AAGUID.String(),
-				"description", st.Description, "err", err)
-			return nil
+	a.Check = func(now time.Time, chain []*x509.Certificate) error {
+		c := metadata.StatusCheck{Time: now}
+		if len(chain) > 0 {
+			c.AttestationCertificate, c.Intermediates = chain[0], chain[1:]
 		}
-		return err
+		return m.status(st, c)
 	}
 	return a
+}
+
+// status applies the status policy to st; in monitor mode a refusal is logged and
+// accepted.
+func (m *MetadataAnchors) status(st *metadata.Statement, c metadata.StatusCheck) error {
+	err := m.opts.Status.Check(st, c)
+	if err != nil && m.opts.StatusMode == StatusMonitor {
+		m.log.Warn("attestation: metadata status refused (monitor: accepted)", "aaguid", st.AAGUID.String(),
+			"description", st.Description, "err", err)
+		return nil
+	}
+	return err
+}
+
+// FIDO2AuthenticationStatus checks, for an authentication with a credential of the
+// authenticator model aaguid, the model's MDS status at now: the latest model-wide report
+// in effect (REVOKED, USER_KEY_REMOTE_COMPROMISE, USER_VERIFICATION_BYPASS, … refused
+// by the status policy). Reports naming an attestation certificate are left out: they
+// concern the attestation, which was checked at registration. No statement, or a zero
+// AAGUID (U2F), is nil; in monitor mode a refusal is logged and accepted. A refusal
+// matches metadata.ErrUnacceptableStatus.
+func (m *MetadataAnchors) FIDO2AuthenticationStatus(_ context.Context, aaguid [16]byte, now time.Time) error {
+	if aaguid == ([16]byte{}) {
+		return nil
+	}
+	st, ok := m.src.ByAAGUID(metadata.AAGUID(aaguid))
+	if !ok {
+		return nil
+	}
+	return m.status(st, metadata.StatusCheck{Time: now, ModelOnly: true})
 }
 
 // FIDO2AnchorByAAGUID implements [FIDO2Anchors].

@@ -46,7 +46,11 @@ func TestMetadataAnchors(t *testing.T) {
 			{Status: metadata.StatusFIDOCertified, EffectiveDate: now.Add(-72 * time.Hour)},
 			{Status: metadata.StatusUserVerificationBypass, EffectiveDate: now.Add(-30 * time.Minute)},
 		}}
-	set := metadata.NewSet(st, u2f, bad)
+	// A statement whose trust anchor is the intermediate that also travels in x5c.
+	interAAGUID := metadata.AAGUID{4}
+	interAnchored := &metadata.Statement{AAGUID: interAAGUID, ProtocolFamily: "fido2",
+		AttestationRoots: []*x509.Certificate{p.inter}, AttestationTypes: []uint16{0x3E07}}
+	set := metadata.NewSet(st, u2f, bad, interAnchored)
 
 	t.Run("conversion", func(t *testing.T) {
 		m := attestation.NewMetadataAnchors(metadata.NewCatalog(set), attestation.MetadataAnchorsOptions{})
@@ -58,7 +62,7 @@ func TestMetadataAnchors(t *testing.T) {
 			len(a.Roots) != 1 || !bytes.Equal(a.Roots[0].Raw, p.root.Raw) || a.Check == nil {
 			t.Fatalf("anchor %+v", a)
 		}
-		if err := a.Check(now, leaf); err != nil {
+		if err := a.Check(now, []*x509.Certificate{leaf}); err != nil {
 			t.Fatalf("certified statement refused: %v", err)
 		}
 		if a, err := m.FIDO2AnchorByAAGUID(ctx, [16]byte{7}); a != nil || err != nil {
@@ -109,6 +113,12 @@ func TestMetadataAnchors(t *testing.T) {
 			{"status refused (enforce)", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: bypassed, X5C: chain, Alg: -7},
 				reason(attestation.FIDO2StatusRefused)},
 			{"status refused (monitor)", monitor, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: bypassed, X5C: chain, Alg: -7}, nil},
+			{"intermediate anchor inside x5c", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: interAAGUID,
+				X5C: chain, Alg: -7}, nil},
+			{"intermediate anchor, leaf alone", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: interAAGUID,
+				X5C: [][]byte{leaf.Raw}, Alg: -7}, nil},
+			{"status refused before the type check", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "attca", AAGUID: bypassed, X5C: chain, Alg: -7},
+				reason(attestation.FIDO2StatusRefused)},
 			{"status before the bypass report", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: bypassed,
 				X5C: chain, Alg: -7, Now: now.Add(-45 * time.Minute)}, nil},
 		} {
@@ -124,6 +134,38 @@ func TestMetadataAnchors(t *testing.T) {
 					t.Fatalf("status refusal does not wrap metadata.ErrUnacceptableStatus: %v", err)
 				}
 			})
+		}
+	})
+
+	t.Run("authentication status", func(t *testing.T) {
+		// The model-wide status at authentication time; a batch's compromise is left out.
+		batchOnly := &metadata.Statement{AAGUID: metadata.AAGUID{6}, ProtocolFamily: "fido2",
+			AttestationRoots: []*x509.Certificate{p.root}, AttestationTypes: []uint16{0x3E07},
+			StatusReports: []metadata.StatusReport{{Status: metadata.StatusAttestationKeyCompromise,
+				EffectiveDate: now.Add(-time.Hour), CertificateDER: leaf.Raw, Certificate: leaf}}}
+		src := metadata.NewSet(st, bad, batchOnly)
+		enforce := attestation.NewMetadataAnchors(src, attestation.MetadataAnchorsOptions{})
+		monitor := attestation.NewMetadataAnchors(src, attestation.MetadataAnchorsOptions{StatusMode: attestation.StatusMonitor,
+			Logger: slog.New(slog.DiscardHandler)})
+		for _, tc := range []struct {
+			name    string
+			m       *attestation.MetadataAnchors
+			aaguid  metadata.AAGUID
+			at      time.Time
+			refused bool
+		}{
+			{"certified", enforce, aaguid, now, false},
+			{"user verification bypass", enforce, bypassed, now, true},
+			{"before the bypass report", enforce, bypassed, now.Add(-45 * time.Minute), false},
+			{"monitor", monitor, bypassed, now, false},
+			{"batch compromise left out", enforce, metadata.AAGUID{6}, now, false},
+			{"no statement", enforce, metadata.AAGUID{7}, now, false},
+			{"zero AAGUID", enforce, metadata.AAGUID{}, now, false},
+		} {
+			err := tc.m.FIDO2AuthenticationStatus(ctx, tc.aaguid, tc.at)
+			if tc.refused != (err != nil) || (err != nil && !errors.Is(err, metadata.ErrUnacceptableStatus)) {
+				t.Errorf("%s: %v, want refused %v", tc.name, err, tc.refused)
+			}
 		}
 	})
 }

@@ -24,10 +24,12 @@ type FIDO2Anchor struct {
 	// Algorithms are the COSE algorithm identifiers the statement lists
 	// ("authenticationAlgorithms"); empty means any.
 	Algorithms []int64
-	// Check, when set, is called before trust is granted with the verification time and
-	// the leaf attestation certificate (nil for self attestation); an error refuses the
-	// attestation (the MDS status check of FIDO MDS3 §3.1.4).
-	Check func(now time.Time, leaf *x509.Certificate) error
+	// Check, when set, is called as soon as the statement is found, with the verification
+	// time and the presented attestation chain (leaf first; empty for self attestation);
+	// an error refuses the attestation (the MDS status check of FIDO MDS3 §3.1.4). It runs
+	// before the other checks, so that a refused status is reported as such whatever else
+	// is wrong with the attestation.
+	Check func(now time.Time, chain []*x509.Certificate) error
 }
 
 // FIDO2Anchors looks up metadata for FIDO2 attestation trust: FIDO2 authenticators by
@@ -57,7 +59,7 @@ const (
 	FIDO2NoMetadata
 	// FIDO2TypeNotAllowed: the statement does not list the attestation type.
 	FIDO2TypeNotAllowed
-	// FIDO2RootInChain: x5c contains a self-signed certificate or one of the roots.
+	// FIDO2RootInChain: x5c contains a self-signed (root) certificate.
 	FIDO2RootInChain
 	// FIDO2ChainInvalid: x5c does not chain to the statement's roots at the given time.
 	FIDO2ChainInvalid
@@ -137,10 +139,10 @@ func KeyIdentifier(cert *x509.Certificate) (string, error) {
 
 // VerifyFIDO2Trust decides whether ev chains to the metadata in anchors (FIDO MDS3 §3.1.5
 // / WebAuthn L3 §7.1 steps 23–24): it finds the statement (by key identifier for
-// fido-u2f and zero AAGUIDs, by AAGUID otherwise), checks that the statement lists the
-// attestation type and the statement's algorithms ev.Alg, that the anchor's Check (MDS
-// status) accepts, that x5c carries no root, and that x5c[0] verifies to the statement
-// roots with x5c[1:] as intermediates at ev.Now. Zero-AAGUID formats other than fido-u2f
+// fido-u2f and zero AAGUIDs, by AAGUID otherwise), checks that the anchor's Check (MDS
+// status) accepts, that the statement lists the attestation type and the statement's
+// algorithms ev.Alg, that x5c carries no self-signed certificate, and that x5c[0]
+// verifies to the statement's anchors with x5c[1:] as intermediates at ev.Now. Zero-AAGUID formats other than fido-u2f
 // without a key-identifier statement fall back to [FIDO2FormatAnchors] when anchors
 // implements it ("apple"). A nil error means trusted; refusals are *[FIDO2TrustError].
 func VerifyFIDO2Trust(ctx context.Context, anchors FIDO2Anchors, ev FIDO2Evidence) error {
@@ -188,20 +190,16 @@ func VerifyFIDO2Trust(ctx context.Context, anchors FIDO2Anchors, ev FIDO2Evidenc
 		}
 		return &FIDO2TrustError{Reason: FIDO2NoMetadata}
 	}
+	if anchor.Check != nil {
+		if err := anchor.Check(ev.Now, certs); err != nil {
+			return &FIDO2TrustError{Reason: FIDO2StatusRefused, Err: err}
+		}
+	}
 	if len(anchor.AttestationTypes) > 0 && !slices.Contains(anchor.AttestationTypes, ev.Type) {
 		return &FIDO2TrustError{Reason: FIDO2TypeNotAllowed, Err: fmt.Errorf("type %q", ev.Type)}
 	}
 	if ev.Alg != 0 && len(anchor.Algorithms) > 0 && !slices.Contains(anchor.Algorithms, ev.Alg) {
 		return &FIDO2TrustError{Reason: FIDO2AlgorithmNotAllowed, Err: fmt.Errorf("alg %d", ev.Alg)}
-	}
-	if anchor.Check != nil {
-		var leaf *x509.Certificate
-		if len(certs) > 0 {
-			leaf = certs[0]
-		}
-		if err := anchor.Check(ev.Now, leaf); err != nil {
-			return &FIDO2TrustError{Reason: FIDO2StatusRefused, Err: err}
-		}
 	}
 	if ev.Type == "basic_surrogate" || ev.Type == "self" {
 		// Self attestation: the statement listing the type is the whole trust decision.
@@ -210,14 +208,12 @@ func VerifyFIDO2Trust(ctx context.Context, anchors FIDO2Anchors, ev FIDO2Evidenc
 	if len(certs) == 0 {
 		return &FIDO2TrustError{Reason: FIDO2MissingChain}
 	}
+	// A root never travels in x5c. A statement's trust anchor may be an intermediate or
+	// the attestation certificate itself (FIDO MDS3 "attestationRootCertificates"), and
+	// such an anchor may be part of the chain: verification then ends at it.
 	for i, c := range certs {
 		if isSelfSigned(c) {
 			return &FIDO2TrustError{Reason: FIDO2RootInChain, Err: fmt.Errorf("x5c[%d] is self-signed", i)}
-		}
-		for _, r := range anchor.Roots {
-			if bytes.Equal(c.Raw, r.Raw) {
-				return &FIDO2TrustError{Reason: FIDO2RootInChain, Err: fmt.Errorf("x5c[%d] is a metadata root", i)}
-			}
 		}
 	}
 	for i := 1; i < len(certs); i++ {

@@ -3,6 +3,7 @@ package metadata
 import (
 	"crypto"
 	"crypto/x509"
+	"slices"
 	"sort"
 	"time"
 )
@@ -127,40 +128,95 @@ type StatusCheck struct {
 	// AttestationCertificate is the leaf attestation certificate presented
 	// by the authenticator, when any. With it, a report that names a
 	// certificate (batch-scoped ATTESTATION_KEY_COMPROMISE) applies only if
-	// the public keys match; without it such a report applies to the whole
-	// model.
+	// its public key is the key of this certificate or of one in
+	// Intermediates; without it such a report applies to the whole model.
 	AttestationCertificate *x509.Certificate
+	// Intermediates are the other certificates of the presented chain: a
+	// report naming one of them (a compromised batch CA) applies too.
+	Intermediates []*x509.Certificate
+	// ModelOnly leaves batch-scoped reports out: for a check without the
+	// attestation chain at hand that must not refuse a whole model for one
+	// batch, such as an authentication (the chain was checked at registration).
+	ModelOnly bool
 }
 
-// CurrentStatus returns the report that decides the status of the
-// authenticator at c.Time: among the reports in effect (effectiveDate ≤ t <
-// sunsetDate) that apply to it (batch-scoped reports only when the
-// attestation key matches), the one with the latest effectiveDate; on a tie
-// the later one in the list; a report without effectiveDate counts as the
-// oldest. ok is false when no report applies.
-func CurrentStatus(reports []StatusReport, c StatusCheck) (StatusReport, bool) {
-	t := c.Time
-	if t.IsZero() {
-		t = time.Now()
+// applies reports whether the in-effect report r concerns the authenticator
+// of c.
+func (c StatusCheck) applies(r *StatusReport) bool {
+	if !r.batchScoped() {
+		return true
 	}
-	idx := make([]int, 0, len(reports))
-	for i := range reports {
-		r := &reports[i]
-		if !r.inEffect(t) {
-			continue
-		}
-		if r.batchScoped() && c.AttestationCertificate != nil && !r.matchesKey(c.AttestationCertificate.PublicKey) {
-			continue
-		}
-		idx = append(idx, i)
+	if c.ModelOnly {
+		return false
 	}
+	if c.AttestationCertificate == nil {
+		return true
+	}
+	if r.matchesKey(c.AttestationCertificate.PublicKey) {
+		return true
+	}
+	for _, ic := range c.Intermediates {
+		if ic != nil && r.matchesKey(ic.PublicKey) {
+			return true
+		}
+	}
+	return false
+}
+
+// latest returns the index of the report with the latest effectiveDate among
+// idx (on a tie the later one in the list; undated counts as the oldest), or
+// -1 when idx is empty.
+func latest(reports []StatusReport, idx []int) int {
 	if len(idx) == 0 {
-		return StatusReport{}, false
+		return -1
 	}
 	sort.SliceStable(idx, func(a, b int) bool {
 		return reports[idx[a]].EffectiveDate.Before(reports[idx[b]].EffectiveDate)
 	})
-	return reports[idx[len(idx)-1]], true
+	return idx[len(idx)-1]
+}
+
+// CurrentStatus returns the latest report that applies to the authenticator
+// at c.Time: among the reports in effect (effectiveDate ≤ t < sunsetDate)
+// that apply to it (batch-scoped reports only when the attestation chain
+// matches, see [StatusCheck]), the one with the latest effectiveDate; on a
+// tie the later one in the list; a report without effectiveDate counts as the
+// oldest. ok is false when no report applies. [StatusPolicy.Check] decides
+// on more than this one report: a later model-wide report does not lift a
+// batch's compromise.
+func CurrentStatus(reports []StatusReport, c StatusCheck) (StatusReport, bool) {
+	model, batch := currentReports(reports, c)
+	idx := slices.DeleteFunc([]int{model, batch}, func(i int) bool { return i < 0 })
+	slices.Sort(idx) // list order, for the tie rule
+	i := latest(reports, idx)
+	if i < 0 {
+		return StatusReport{}, false
+	}
+	return reports[i], true
+}
+
+// currentReports returns the indexes (-1: none) of the latest applicable
+// model-wide report and of the latest applicable batch-scoped one at c.Time.
+// A model's status is its latest report; a batch's compromise stays in effect
+// whatever the model's later reports say.
+func currentReports(reports []StatusReport, c StatusCheck) (model, batch int) {
+	t := c.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	var m, b []int
+	for i := range reports {
+		r := &reports[i]
+		if !r.inEffect(t) || !c.applies(r) {
+			continue
+		}
+		if r.batchScoped() {
+			b = append(b, i)
+		} else {
+			m = append(m, i)
+		}
+	}
+	return latest(reports, m), latest(reports, b)
 }
 
 // StatusPolicy decides which authenticator statuses are acceptable. The zero
@@ -184,18 +240,31 @@ type StatusPolicy struct {
 	AllowUpdateAvailable bool
 }
 
-// Check returns nil when the statement's current status (see
-// [CurrentStatus]) is acceptable, else a [*StatusError] matching
-// [ErrUnacceptableStatus].
+// Check returns nil when the statement's status at c.Time is acceptable,
+// else a [*StatusError] matching [ErrUnacceptableStatus]: the latest
+// model-wide report in effect and the latest batch-scoped one that applies
+// (see [StatusCheck]) must both be acceptable, so that a later certification
+// of the model does not lift a batch's ATTESTATION_KEY_COMPROMISE.
 // A nil statement (no metadata) fails with [ErrNotFound].
 func (p StatusPolicy) Check(st *Statement, c StatusCheck) error {
 	if st == nil {
 		return ErrNotFound
 	}
-	r, ok := CurrentStatus(st.StatusReports, c)
-	if !ok {
-		return nil
+	model, batch := currentReports(st.StatusReports, c)
+	// The batch's report first: it is the more specific refusal.
+	for _, i := range []int{batch, model} {
+		if i < 0 {
+			continue
+		}
+		if err := p.refuses(st, st.StatusReports[i]); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// refuses returns a *StatusError when the policy refuses report r of st.
+func (p StatusPolicy) refuses(st *Statement, r StatusReport) error {
 	if p.Rejects(r.Status) {
 		return &StatusError{Status: r.Status, Report: r}
 	}

@@ -2,7 +2,9 @@ package metadata
 
 import (
 	"crypto/elliptic"
+	"crypto/x509"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +103,62 @@ func TestCurrentStatusAndPolicy(t *testing.T) {
 	}
 	if err := (StatusPolicy{}).Check(nil, StatusCheck{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Check(nil) = %v", err)
+	}
+}
+
+// TestStatusBatchScope: a batch's compromise is decided apart from the model's
+// status (a later certification does not lift it), matches a compromised
+// intermediate of the presented chain, and is left out of a model-only check.
+func TestStatusBatchScope(t *testing.T) {
+	pki := newTestPKI(t)
+	nb, na := day("2020-01-01"), day("2040-01-01")
+	batchA := newCert(t, "batch A", ecKey(t, elliptic.P256()), pki.inter, false, nb, na)
+	batchB := newCert(t, "batch B", ecKey(t, elliptic.P256()), pki.inter, false, nb, na)
+	at := day("2022-06-01")
+	rep := func(s Status, eff string) StatusReport { return StatusReport{Status: s, EffectiveDate: day(eff)} }
+	compromiseA := rep(StatusAttestationKeyCompromise, "2022-01-01")
+	compromiseA.CertificateDER, compromiseA.Certificate = batchA.cert.Raw, batchA.cert
+	recertified := []StatusReport{compromiseA, rep(StatusFIDOCertifiedL1, "2022-03-01")}
+	tests := []struct {
+		name        string
+		reports     []StatusReport
+		check       StatusCheck
+		wantCurrent Status
+		refusedBy   Status // "" = accepted
+	}{
+		{"compromise outlives a later certification", recertified,
+			StatusCheck{AttestationCertificate: batchA.cert}, StatusFIDOCertifiedL1, StatusAttestationKeyCompromise},
+		{"later certification, other batch", recertified,
+			StatusCheck{AttestationCertificate: batchB.cert}, StatusFIDOCertifiedL1, ""},
+		{"compromised intermediate of the chain", recertified,
+			StatusCheck{AttestationCertificate: batchB.cert, Intermediates: []*x509.Certificate{batchA.cert}}, StatusFIDOCertifiedL1, StatusAttestationKeyCompromise},
+		{"chain unknown: batch report applies", recertified,
+			StatusCheck{}, StatusFIDOCertifiedL1, StatusAttestationKeyCompromise},
+		{"model only: batch report left out", recertified,
+			StatusCheck{ModelOnly: true, AttestationCertificate: batchA.cert}, StatusFIDOCertifiedL1, ""},
+		{"model only: batch report alone", []StatusReport{compromiseA},
+			StatusCheck{ModelOnly: true}, "", ""},
+		{"model only: model revocation", append(slices.Clone(recertified), rep(StatusRevoked, "2022-04-01")),
+			StatusCheck{ModelOnly: true}, StatusRevoked, StatusRevoked},
+		{"batch compromise later than the model's report", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), compromiseA},
+			StatusCheck{AttestationCertificate: batchA.cert}, StatusAttestationKeyCompromise, StatusAttestationKeyCompromise},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.check
+			c.Time = at
+			cur, ok := CurrentStatus(tc.reports, c)
+			if cur.Status != tc.wantCurrent || ok != (tc.wantCurrent != "") {
+				t.Fatalf("CurrentStatus = %q, %v; want %q", cur.Status, ok, tc.wantCurrent)
+			}
+			err := StatusPolicy{}.Check(&Statement{AAID: "ABCD#0001", StatusReports: tc.reports}, c)
+			var se *StatusError
+			switch {
+			case tc.refusedBy == "" && err != nil:
+				t.Fatalf("Check = %v, want accepted", err)
+			case tc.refusedBy != "" && (!errors.As(err, &se) || se.Status != tc.refusedBy):
+				t.Fatalf("Check = %v, want refused by %s", err, tc.refusedBy)
+			}
+		})
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/fidoserver/hwfido/metadata"
 	"github.com/fidoserver/hwfido/server/fido2/record"
 	"github.com/fidoserver/hwfido/server/store"
 )
@@ -137,6 +139,9 @@ func (s *Service) assertionResult(_ http.ResponseWriter, r *http.Request) (any, 
 }
 
 func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *parsedCredential) (any, error) {
+	if err := s.checkOrigin(pc); err != nil {
+		return nil, err
+	}
 	parsed, err := pc.assertion()
 	if err != nil {
 		return nil, verifyError("invalid assertion response", err)
@@ -191,6 +196,9 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 	row, ok := wu.row(cred.ID)
 	if !ok || !bytes.Equal(row.CredentialID, parsed.RawID) {
 		return nil, badRequest("credential is not registered for the user", nil)
+	}
+	if err := s.authenticatorStatus(ctx, wu, row); err != nil {
+		return nil, err
 	}
 	// go-webauthn only flags a counter that did not increase (cred.Authenticator.CloneWarning);
 	// the store refuses it atomically with recording the session (store.ErrCounter), after
@@ -258,4 +266,34 @@ func (s *Service) counterRefused(ctx context.Context, wu *waUser, row *record.Cr
 	}
 	s.log.Warn("fido2 audit: signature counter did not increase", "user", wu.user.Username, "detail", detail)
 	return badRequest("signature counter did not increase (possible cloned authenticator)", store.ErrCounter)
+}
+
+// authenticationStatus is implemented by a [TrustSource] that can tell an authenticator
+// model's current metadata status (*attestation.MetadataAnchors).
+type authenticationStatus interface {
+	FIDO2AuthenticationStatus(ctx context.Context, aaguid [16]byte, now time.Time) error
+}
+
+// authenticatorStatus refuses a login with a credential whose authenticator model the
+// metadata now reports as revoked, compromised or with user verification bypassed (the
+// status policy and status mode of the metadata decide; a refusal at registration is
+// the same decision made earlier). Without an attestation policy the metadata is not
+// consulted.
+func (s *Service) authenticatorStatus(ctx context.Context, wu *waUser, row *record.Credential) error {
+	sc, ok := s.deps.Trust.(authenticationStatus)
+	if !ok || s.cfg.AttestationPolicy == AttestationNone {
+		return nil
+	}
+	var aaguid [16]byte
+	copy(aaguid[:], row.AAGUID)
+	err := sc.FIDO2AuthenticationStatus(ctx, aaguid, s.now())
+	if errors.Is(err, metadata.ErrUnacceptableStatus) {
+		s.log.Warn("fido2 audit: login refused by authenticator status", "user", wu.user.Username,
+			"aaguid", formatAAGUID(row.AAGUID), "err", err)
+		return badRequest("authenticator status refused: "+err.Error(), err)
+	}
+	if err != nil {
+		return fmt.Errorf("fido2: authenticator status: %w", err)
+	}
+	return nil
 }

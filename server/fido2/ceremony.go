@@ -175,3 +175,17 @@ func (s *Service) fail(ctx context.Context, p *pending, err error) error {
 	}
 	return err
 }
+
+// checkOrigin refuses a result whose clientDataJSON.origin is not exactly one of the
+// configured origins (WebAuthn L3 §7.1 step 9, §7.2 step 13). go-webauthn compares only
+// scheme and host, so a path, user information or another port would pass it.
+func (s *Service) checkOrigin(pc *parsedCredential) error {
+	if !s.origins[pc.origin] {
+		o := pc.origin
+		if len(o) > 100 {
+			o = o[:100] + "…"
+		}
+		return badRequest(fmt.Sprintf("clientDataJSON.origin %q is not an accepted origin", o), nil)
+	}
+	return nil
+}

@@ -3,7 +3,6 @@ package fido2
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -105,9 +104,8 @@ func (c *Config) Validate() error {
 		return errors.New("fido2: origins is required")
 	}
 	for _, o := range c.Origins {
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("fido2: origins: %q is not an http(s) origin", o)
+		if _, err := serializedOrigin(o); err != nil {
+			return fmt.Errorf("fido2: origins: %q is not an http(s) origin without path", o)
 		}
 	}
 	for _, a := range c.Algorithms {

@@ -308,6 +308,7 @@ func (jsonNull) MarshalJSON() ([]byte, error) { return []byte("null"), nil }
 func TestBadInputConformance(t *testing.T) {
 	e := newEnv(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationNone })
 	cred, _ := registerSoft(t, e, "victim", softauthn.ES256, softauthn.Attestation{Format: "packed", AAGUID: testAAGUID})
+	u2f := newChain(t, [16]byte{})
 	type mut struct {
 		name string
 		body func(map[string]any)
@@ -343,6 +344,15 @@ func TestBadInputConformance(t *testing.T) {
 		{name: "cd-origin-number", req: func(r *softauthn.Request) { r.ClientData = set("origin", 1) }},
 		{name: "cd-origin-empty", req: func(r *softauthn.Request) { r.ClientData = set("origin", "") }},
 		{name: "cd-origin-wrong", req: func(r *softauthn.Request) { r.Origin = "https://evil.example" }},
+		// go-webauthn compares scheme and host only; the origin must be exactly one configured.
+		{name: "cd-origin-path", req: func(r *softauthn.Request) { r.Origin = e.origin + "/login?next=1" }},
+		{name: "cd-origin-userinfo", req: func(r *softauthn.Request) {
+			r.Origin = strings.Replace(e.origin, "//", "//attacker@", 1)
+		}},
+		{name: "cd-origin-other-port", req: func(r *softauthn.Request) { r.Origin = "http://localhost:1" }},
+		{name: "cd-tokenBinding-present", req: func(r *softauthn.Request) {
+			r.ClientData = set("tokenBinding", map[string]any{"status": "present", "id": "AAAA"})
+		}},
 		{name: "cd-tokenBinding-string", req: func(r *softauthn.Request) { r.ClientData = set("tokenBinding", "present") }},
 		{name: "cd-tokenBinding-no-status", req: func(r *softauthn.Request) { r.ClientData = set("tokenBinding", map[string]any{}) }},
 		{name: "cd-tokenBinding-bad-status", req: func(r *softauthn.Request) {
@@ -378,6 +388,13 @@ func TestBadInputConformance(t *testing.T) {
 		}},
 		{name: "none-with-attStmt", att: &softauthn.Attestation{Format: "none"}, req: func(r *softauthn.Request) {
 			r.AttStmt = set("sig", []byte{1})
+		}},
+		// A self attestation with an x5c that is not an array (go-webauthn takes it as self).
+		{name: "packed-x5c-not-array", req: func(r *softauthn.Request) { r.AttStmt = set("x5c", []byte{1, 2, 3}) }},
+		{name: "packed-x5c-empty", req: func(r *softauthn.Request) { r.AttStmt = set("x5c", []any{}) }},
+		{name: "fido-u2f-aaguid-not-zero", att: &softauthn.Attestation{Format: "fido-u2f", Key: u2f.leaf.key,
+			X5C: [][]byte{u2f.leaf.cert.Raw}}, req: func(r *softauthn.Request) {
+			r.AuthData = func(b []byte) []byte { b[37] = 0x42; return b }
 		}},
 	}
 	for _, m := range append(append([]mut{}, common...), attOnly...) {

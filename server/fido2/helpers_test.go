@@ -163,6 +163,17 @@ type env struct {
 // signer replaces the in-memory one (e.g. the HSM-backed one of the benchmarks).
 func newEnv(t testing.TB, mod func(*fido2.Config), signer ...fido2.ResultSigner) *env {
 	t.Helper()
+	return newEnvDeps(t, mod, func(d *fido2.Deps) {
+		if len(signer) > 0 {
+			d.Signer = signer[0]
+		}
+	})
+}
+
+// newEnvDeps is newEnv with deps adjusting the service's collaborators (e.g. a real
+// metadata trust source instead of the in-memory one).
+func newEnvDeps(t testing.TB, mod func(*fido2.Config), deps func(*fido2.Deps)) *env {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -180,13 +191,13 @@ func newEnv(t testing.TB, mod func(*fido2.Config), signer ...fido2.ResultSigner)
 		mod(&cfg)
 	}
 	e := &env{t: t, db: db, signer: newMemSigner(t), trust: newMemTrust(), base: origin, origin: origin, cfg: cfg}
-	var sig fido2.ResultSigner = e.signer
-	if len(signer) > 0 {
-		sig = signer[0]
-	}
 	// Sealed sessions are authenticated by a real SoftHSM token's serverData MAC key.
 	mac := hsmtest.NewTokenWith(t, hsmtest.Options{Quiet: true})
-	svc, err := fido2.New(cfg, fido2.Deps{Store: db, Callers: headerCallers{}, Signer: sig, Trust: e.trust, MAC: mac})
+	d := fido2.Deps{Store: db, Callers: headerCallers{}, Signer: e.signer, Trust: e.trust, MAC: mac}
+	if deps != nil {
+		deps(&d)
+	}
+	svc, err := fido2.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

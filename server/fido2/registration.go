@@ -1,12 +1,15 @@
 package fido2
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -300,6 +303,9 @@ func (s *Service) attestationResult(_ http.ResponseWriter, r *http.Request) (any
 }
 
 func (s *Service) finishRegistration(ctx context.Context, p *pending, pc *parsedCredential) (any, error) {
+	if err := s.checkOrigin(pc); err != nil {
+		return nil, err
+	}
 	// No read: the user is resolved (or, when new, created) by the write transaction.
 	// go-webauthn only needs the handle to equal the session's.
 	handle := p.sd.UserID
@@ -326,7 +332,16 @@ func (s *Service) finishRegistration(ctx context.Context, p *pending, pc *parsed
 	if err != nil {
 		return nil, verifyError("attestation verification failed", err)
 	}
-	trust, err := s.decideTrust(ctx, p.sess.Username, cred, parsed)
+	chain, err := attestationChain(cred.AttestationFormat, parsed.Response.AttestationObject.AttStatement)
+	if err != nil {
+		return nil, verifyError("attestation statement is malformed", err)
+	}
+	if cred.AttestationFormat == "fido-u2f" && !bytes.Equal(cred.Authenticator.AAGUID, make([]byte, 16)) {
+		// U2F authenticators have no AAGUID (WebAuthn L3 §8.6); a non-zero one is not
+		// covered by the U2F signature and would be the client's choice.
+		return nil, verifyError("attestation verification failed", errors.New("fido-u2f attestation with a non-zero AAGUID"))
+	}
+	trust, err := s.decideTrust(ctx, p.sess.Username, cred, chain)
 	if err != nil {
 		return nil, err
 	}
@@ -373,25 +388,17 @@ const (
 	trustNotChecked = "not-checked"
 )
 
-// decideTrust applies the attestation policy (WebAuthn L3 §7.1 steps 23–24).
-func (s *Service) decideTrust(ctx context.Context, username string, cred *webauthn.Credential, parsed *protocol.ParsedCredentialCreationData) (string, error) {
+// decideTrust applies the attestation policy (WebAuthn L3 §7.1 steps 23–24): under
+// enforce an attestation that is not trusted is refused, under monitor it is stored as
+// untrusted; a refused metadata status refuses under both.
+func (s *Service) decideTrust(ctx context.Context, username string, cred *webauthn.Credential, chain attestationEvidence) (string, error) {
 	if s.cfg.AttestationPolicy == AttestationNone {
 		return trustNotChecked, nil
 	}
 	ev := attestation.FIDO2Evidence{
-		Format: cred.AttestationFormat, Type: cred.AttestationType, Now: s.now(),
+		Format: cred.AttestationFormat, Type: cred.AttestationType, Now: s.now(), X5C: chain.x5c, Alg: chain.alg,
 	}
 	copy(ev.AAGUID[:], cred.Authenticator.AAGUID)
-	if alg, ok := parsed.Response.AttestationObject.AttStatement["alg"].(int64); ok {
-		ev.Alg = alg
-	}
-	if x5c, ok := parsed.Response.AttestationObject.AttStatement["x5c"].([]any); ok {
-		for _, c := range x5c {
-			if b, ok := c.([]byte); ok {
-				ev.X5C = append(ev.X5C, b)
-			}
-		}
-	}
 	err := attestation.VerifyFIDO2Trust(ctx, s.deps.Trust, ev)
 	if err == nil {
 		return trustTrusted, nil
@@ -400,10 +407,85 @@ func (s *Service) decideTrust(ctx context.Context, username string, cred *webaut
 	if !errors.As(err, &te) {
 		return "", err
 	}
+	// A refused metadata status (revoked, compromised, …) refuses under either policy:
+	// the trust source reports it only in its enforcing status mode.
+	if te.Reason == attestation.FIDO2StatusRefused {
+		s.log.Warn("fido2 audit: registration refused by authenticator status", "user", username, "err", err)
+		return "", badRequest("authenticator status refused: "+te.Error(), err)
+	}
 	if s.cfg.AttestationPolicy == AttestationEnforce {
 		s.log.Warn("fido2 audit: registration refused by attestation policy", "user", username, "err", err)
 		return "", badRequest("attestation not trusted: "+te.Error(), err)
 	}
 	s.log.Warn("fido2 audit: untrusted attestation accepted (monitor)", "user", username, "err", err)
 	return trustUntrusted, nil
+}
+
+// attestationEvidence is what the trust decision takes from a verified attestation
+// statement: its certificate chain (leaf first, DER) and its "alg".
+type attestationEvidence struct {
+	x5c [][]byte
+	alg int64
+}
+
+// attestationChain returns the certificate chain and alg of a statement go-webauthn has
+// verified, and refuses what its handlers let through: an "x5c" that is not a non-empty
+// array of byte strings (WebAuthn L3 §8.2 and the other formats' syntax). The chain of
+// android-safetynet travels in its JWS header (§8.5), which go-webauthn verified. A
+// compound statement (§8.9) yields no chain: its sub-statements are not decided on.
+func attestationChain(format string, stmt map[string]any) (attestationEvidence, error) {
+	var ev attestationEvidence
+	if alg, ok := stmt["alg"].(int64); ok {
+		ev.alg = alg
+	}
+	if format == "android-safetynet" {
+		x5c, err := safetyNetChain(stmt)
+		ev.x5c = x5c
+		return ev, err
+	}
+	raw, present := stmt["x5c"]
+	if !present {
+		return ev, nil
+	}
+	list, ok := raw.([]any)
+	if !ok || len(list) == 0 {
+		return ev, errors.New("attStmt.x5c is not a non-empty array")
+	}
+	for i, c := range list {
+		b, ok := c.([]byte)
+		if !ok || len(b) == 0 {
+			return ev, fmt.Errorf("attStmt.x5c[%d] is not a certificate", i)
+		}
+		ev.x5c = append(ev.x5c, b)
+	}
+	return ev, nil
+}
+
+// safetyNetChain returns the x5c of an android-safetynet statement's JWS header
+// (standard base64 DER certificates, leaf first).
+func safetyNetChain(stmt map[string]any) ([][]byte, error) {
+	jws, _ := stmt["response"].([]byte)
+	header, _, ok := strings.Cut(string(jws), ".")
+	if !ok {
+		return nil, errors.New("android-safetynet response is not a JWS")
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(header, "="))
+	if err != nil {
+		return nil, fmt.Errorf("android-safetynet JWS header: %w", err)
+	}
+	var h struct {
+		X5C []string `json:"x5c"`
+	}
+	if err := json.Unmarshal(hb, &h); err != nil || len(h.X5C) == 0 {
+		return nil, errors.New("android-safetynet JWS header has no x5c")
+	}
+	out := make([][]byte, 0, len(h.X5C))
+	for i, c := range h.X5C {
+		der, err := base64.StdEncoding.DecodeString(c)
+		if err != nil || len(der) == 0 {
+			return nil, fmt.Errorf("android-safetynet JWS header x5c[%d] is not base64", i)
+		}
+		out = append(out, der)
+	}
+	return out, nil
 }

@@ -126,6 +126,9 @@ type Service struct {
 	sealer *sealer
 	log    *slog.Logger
 	now    func() time.Time
+	// origins are the serialized accepted origins: clientDataJSON.origin must be one of
+	// them exactly (WebAuthn L3 §7.1 step 9, §7.2 step 13).
+	origins map[string]bool
 }
 
 // New validates cfg and returns a Service.
@@ -172,7 +175,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fido2: webauthn: %w", err)
 	}
-	return &Service{cfg: cfg, creds: newCredCache(), deps: deps, wa: wa, params: cfg.credParams(), sealer: sl, log: deps.Logger, now: deps.Now}, nil
+	origins := map[string]bool{}
+	for _, o := range cfg.Origins {
+		so, _ := serializedOrigin(o) // checked by Validate
+		origins[so] = true
+	}
+	return &Service{cfg: cfg, creds: newCredCache(), deps: deps, wa: wa, params: cfg.credParams(), sealer: sl,
+		log: deps.Logger, now: deps.Now, origins: origins}, nil
 }
 
 // Register mounts the endpoints on r: /nevisfido/fido2/{attestation,assertion}/{options,result},

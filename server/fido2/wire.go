@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -99,9 +100,12 @@ type responseJSON struct {
 // clientDataJSON holds the members of CollectedClientData (WebAuthn L3 §5.8.1) that are
 // checked before go-webauthn sees the response: the challenge finds the session.
 type clientDataJSON struct {
-	Type      *string `json:"type"`
-	Challenge *string `json:"challenge"`
-	Origin    *string `json:"origin"`
+	Type         *string `json:"type"`
+	Challenge    *string `json:"challenge"`
+	Origin       *string `json:"origin"`
+	TokenBinding *struct {
+		Status string `json:"status"`
+	} `json:"tokenBinding"`
 }
 
 // parsedCredential is a validated credentialJSON with the decoded members go-webauthn
@@ -111,6 +115,7 @@ type parsedCredential struct {
 	id         []byte
 	idText     string
 	challenge  []byte
+	origin     string // clientDataJSON.origin
 	name       string
 	cdj        []byte
 	attObj     []byte // attestation
@@ -187,7 +192,7 @@ func parseCredential(body []byte, ceremony string) (*parsedCredential, error) {
 			}
 		}
 	}
-	if pc.challenge, err = clientDataChallenge(pc.cdj, ceremony); err != nil {
+	if pc.challenge, pc.origin, err = clientDataChallenge(pc.cdj, ceremony); err != nil {
 		return nil, err
 	}
 	ext := c.ClientExtensionResults
@@ -222,26 +227,58 @@ func (pc *parsedCredential) publicKeyCredential() protocol.PublicKeyCredential {
 }
 
 // clientDataChallenge checks the clientData members the conformance tool mutates (type,
-// challenge, origin presence and types) and returns the decoded challenge.
-func clientDataChallenge(cdj []byte, ceremony string) ([]byte, error) {
+// challenge, origin presence and types, tokenBinding) and returns the decoded challenge
+// and the origin.
+func clientDataChallenge(cdj []byte, ceremony string) ([]byte, string, error) {
 	var cd clientDataJSON
 	dec := json.NewDecoder(bytes.NewReader(cdj))
 	if err := dec.Decode(&cd); err != nil {
-		return nil, badRequest("clientDataJSON is malformed: "+jsonErrorText(err), err)
+		return nil, "", badRequest("clientDataJSON is malformed: "+jsonErrorText(err), err)
 	}
 	switch {
 	case cd.Type == nil:
-		return nil, badRequest("clientDataJSON.type is missing", nil)
+		return nil, "", badRequest("clientDataJSON.type is missing", nil)
 	case *cd.Type != ceremony:
-		return nil, badRequest(fmt.Sprintf("clientDataJSON.type is not %q", ceremony), nil)
+		return nil, "", badRequest(fmt.Sprintf("clientDataJSON.type is not %q", ceremony), nil)
 	case cd.Origin == nil || *cd.Origin == "":
-		return nil, badRequest("clientDataJSON.origin is missing or empty", nil)
+		return nil, "", badRequest("clientDataJSON.origin is missing or empty", nil)
+	case cd.TokenBinding != nil && cd.TokenBinding.Status == "present":
+		// WebAuthn L3 §7.1 step 10 / §7.2 step 14 (Level 2): "present" says the TLS
+		// connection used Token Binding, which a connection to this server never does.
+		return nil, "", badRequest("clientDataJSON.tokenBinding.status is present, but this connection has no token binding", nil)
 	}
 	ch, err := requireB64("clientDataJSON.challenge", cd.Challenge)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return ch, nil
+	return ch, *cd.Origin, nil
+}
+
+// serializedOrigin returns the ASCII serialization of an http(s) origin (RFC 6454 §6.2:
+// lower-case scheme and host, the port only when it is not the scheme's default), as
+// browsers put it into clientDataJSON.origin. A path other than "/", a query, a fragment
+// or user information is an error.
+func serializedOrigin(o string) (string, error) {
+	u, err := url.Parse(o)
+	if err != nil {
+		return "", err
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if (scheme != "https" && scheme != "http") || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", errors.New("not an http(s) origin without path")
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		return scheme + "://" + host + ":" + port, nil
+	}
+	return scheme + "://" + host, nil
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

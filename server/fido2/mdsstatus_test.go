@@ -1,0 +1,99 @@
+package fido2_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fidoserver/hwfido/attestation"
+	"github.com/fidoserver/hwfido/metadata"
+	"github.com/fidoserver/hwfido/server/fido2"
+	"github.com/fidoserver/hwfido/server/fido2/internal/softauthn"
+)
+
+// TestMetadataStatus runs the service on real metadata (attestation.MetadataAnchors over
+// a metadata.Catalog that is replaced, as a SIGHUP reload does) under the default
+// attestation policy (monitor). A status report that the status policy refuses
+// (REVOKED) refuses, in status mode enforce, both a new registration and a login with a
+// credential registered before the report, and changes nothing; in status mode monitor
+// both go through.
+func TestMetadataStatus(t *testing.T) {
+	aaguid := [16]byte{0x5e, 0x7a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+	now := time.Now()
+	statement := func(reports ...metadata.StatusReport) *metadata.Set {
+		return metadata.NewSet(&metadata.Statement{AAGUID: metadata.AAGUID(aaguid), ProtocolFamily: "fido2",
+			Description: "status test key", AttestationTypes: []uint16{0x3E08}, // basic_surrogate
+			StatusReports: reports})
+	}
+	certified := metadata.StatusReport{Status: metadata.StatusFIDOCertifiedL1, EffectiveDate: now.Add(-72 * time.Hour)}
+	revoked := metadata.StatusReport{Status: metadata.StatusRevoked, EffectiveDate: now.Add(-time.Hour)}
+	for _, mode := range []attestation.StatusMode{attestation.StatusEnforce, attestation.StatusMonitor} {
+		t.Run(string(mode), func(t *testing.T) {
+			cat := metadata.NewCatalog(statement(certified))
+			anchors := attestation.NewMetadataAnchors(cat, attestation.MetadataAnchorsOptions{StatusMode: mode})
+			e := newEnvDeps(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationMonitor },
+				func(d *fido2.Deps) { d.Trust = anchors })
+			att := softauthn.Attestation{Format: "packed", AAGUID: aaguid}
+			cred, res := registerSoft(t, e, "alice", softauthn.ES256, att)
+			if res["attestationTrust"] != "trusted" {
+				t.Fatalf("registration with a certified statement: %v", res)
+			}
+			login := func() (int, map[string]any) {
+				t.Helper()
+				code, o := e.post("/assertion/options", map[string]any{"username": "alice"}, nil)
+				if code != 200 {
+					t.Fatalf("options %d %v", code, o)
+				}
+				body, err := softauthn.Get(cred, request(t, e, o, softauthn.FlagUP|softauthn.FlagUV), true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e.post("/assertion/result", body, nil)
+			}
+			if code, res := login(); code != 200 || res["status"] != "ok" {
+				t.Fatalf("login before the report: %d %v", code, res)
+			}
+
+			// The authenticator model is revoked; the metadata is reloaded.
+			cat.Replace(statement(certified, revoked))
+			before := snapshot(t, e, "alice", "bob")
+			code, res := login()
+			if mode == attestation.StatusMonitor {
+				if code != 200 || res["status"] != "ok" {
+					t.Fatalf("monitor: login refused: %d %v", code, res)
+				}
+			} else {
+				msg, _ := res["errorMessage"].(string)
+				if code != 400 || res["status"] != "failed" || !strings.Contains(msg, "REVOKED") {
+					t.Fatalf("login with a revoked model: %d %v", code, res)
+				}
+				if after := snapshot(t, e, "alice", "bob"); after != before {
+					t.Fatalf("refused login changed the store: %q -> %q", before, after)
+				}
+			}
+			o := beginReg(t, e, "bob", map[string]any{"attestation": "direct"})
+			c2, err := softauthn.NewCredential(softauthn.ES256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := softauthn.Create(c2, att, request(t, e, o, softauthn.FlagUP|softauthn.FlagUV))
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, res = e.post("/attestation/result", body, nil)
+			if mode == attestation.StatusMonitor {
+				if code != 200 || res["attestationTrust"] != "trusted" {
+					t.Fatalf("monitor: registration: %d %v", code, res)
+				}
+				return
+			}
+			msg, _ := res["errorMessage"].(string)
+			if code != 400 || !strings.Contains(msg, "authenticator status refused") || !strings.Contains(msg, "REVOKED") {
+				t.Fatalf("registration of a revoked model under attestation policy monitor: %d %v", code, res)
+			}
+			if creds, _ := e.db.FIDO2Credentials(t.Context(), "bob", "localhost"); len(creds) != 0 {
+				t.Fatalf("refused registration stored %d credentials", len(creds))
+			}
+		})
+	}
+}
