@@ -20,8 +20,9 @@ import (
 )
 
 // This file replaces go-webauthn's "android-key" and "apple" attestation statement
-// verifiers. go-webauthn's own verifiers chain x5c to roots compiled into the library
-// (Google's hardware attestation roots, Apple's WebAuthn root), so an operator cannot
+// verifiers (and fido2safetynet.go its "android-safetynet" one). go-webauthn's own
+// verifiers chain x5c to roots compiled into the library (Google's hardware attestation
+// roots and SafetyNet roots, Apple's WebAuthn root), so an operator cannot
 // decide trust with metadata and the FIDO conformance tool's fake roots never verify.
 // Ours verify the statement (WebAuthn L3 §8.4 and §8.8) and return the trust path; trust
 // in that path is decided afterwards by [VerifyFIDO2Trust] against the roots of our
@@ -48,7 +49,7 @@ const (
 
 var registerFormats sync.Once
 
-// RegisterFIDO2Formats installs the android-key and apple verifiers of this package in
+// RegisterFIDO2Formats installs the android-key, android-safetynet and apple verifiers of this package in
 // go-webauthn's attestation format registry. go-webauthn keeps that registry in a package
 // variable that is not safe for concurrent writes, so registration happens once per
 // process (later calls do nothing) and must precede the first verification; the FIDO2
@@ -57,6 +58,7 @@ func RegisterFIDO2Formats() {
 	registerFormats.Do(func() {
 		protocol.RegisterAttestationFormat(protocol.AttestationFormatAndroidKey, verifyAndroidKeyStatement)
 		protocol.RegisterAttestationFormat(protocol.AttestationFormatApple, verifyAppleStatement)
+		protocol.RegisterAttestationFormat(protocol.AttestationFormatAndroidSafetyNet, verifySafetyNetStatement)
 	})
 }
 

@@ -3,6 +3,7 @@ package fido2_test
 import (
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -136,6 +137,83 @@ func TestAndroidKeyAndAppleTrust(t *testing.T) {
 			code, res := e.post("/attestation/result", body, nil)
 			if tc.wantErr == "" {
 				if code != 200 || res["attestationTrust"] != tc.trusted {
+					t.Fatalf("%d %v", code, res)
+				}
+				return
+			}
+			if code != 400 || !strings.Contains(res["errorMessage"].(string), tc.wantErr) {
+				t.Fatalf("want 400 containing %q, got %d %v", tc.wantErr, code, res)
+			}
+			if snapshot(t, e, "droid") != "" {
+				t.Fatal("refused registration stored something")
+			}
+		})
+	}
+}
+
+// TestSafetyNetTrust registers android-safetynet credentials whose response is signed
+// by a certificate for attest.android.com under a fake root: go-webauthn's own verifier
+// only knows Google's roots; ours checks the response and decides trust with the
+// metadata roots.
+func TestSafetyNetTrust(t *testing.T) {
+	year := time.Now().Add(365 * 24 * time.Hour)
+	root := newCert(t, "FAKE SafetyNet Root", nil, true, nil, year)
+	inter := newCert(t, "FAKE SafetyNet CA", root, true, nil, year)
+	other := newCert(t, "Other Root", nil, true, nil, year)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(host string) []byte {
+		serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+		tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: year}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, inter.cert, key.Public(), inter.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	good, wrongHost := leaf(attestation.SafetyNetHostname), leaf("attest.example.com")
+	sn := func(leafDER []byte, mutate func(map[string]any)) softauthn.Attestation {
+		return softauthn.Attestation{Format: "android-safetynet", AAGUID: testAAGUID, Key: key,
+			X5C: [][]byte{leafDER, inter.cert.Raw}, SafetyNet: mutate}
+	}
+	byRoot := func(r *testCert) func(*memTrust) {
+		return func(m *memTrust) { m.addAAGUID(testAAGUID, []string{"basic_full"}, r.cert) }
+	}
+	for _, tc := range []struct {
+		name    string
+		att     softauthn.Attestation
+		trust   func(*memTrust)
+		wantErr string
+	}{
+		{"fake-root", sn(good, nil), byRoot(root), ""},
+		{"other-root", sn(good, nil), byRoot(other), "does not verify to the metadata roots"},
+		{"no-metadata", sn(good, nil), func(*memTrust) {}, "no metadata"},
+		{"wrong-hostname", sn(wrongHost, nil), byRoot(root), "attest.android.com"},
+		{"bad-nonce", sn(good, func(p map[string]any) { p["nonce"] = "AAAA" }), byRoot(root), "nonce"},
+		{"cts-profile-mismatch", sn(good, func(p map[string]any) { p["ctsProfileMatch"] = false }), byRoot(root), "ctsProfileMatch"},
+		{"stale", sn(good, func(p map[string]any) { p["timestampMs"] = time.Now().Add(-2 * time.Minute).UnixMilli() }),
+			byRoot(root), "timestampMs"},
+		{"future", sn(good, func(p map[string]any) { p["timestampMs"] = time.Now().Add(time.Minute).UnixMilli() }),
+			byRoot(root), "timestampMs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationEnforce })
+			tc.trust(e.trust)
+			o := beginReg(t, e, "droid", map[string]any{"attestation": "direct"})
+			c, err := softauthn.NewCredential(softauthn.ES256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := softauthn.Create(c, tc.att, request(t, e, o, softauthn.FlagUP|softauthn.FlagUV))
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, res := e.post("/attestation/result", body, nil)
+			if tc.wantErr == "" {
+				if code != 200 || res["attestationTrust"] != "trusted" {
 					t.Fatalf("%d %v", code, res)
 				}
 				return

@@ -1,6 +1,7 @@
 // Package softauthn is a software WebAuthn authenticator and client for tests and
 // benchmarks: it creates credentials (ES256, RS256, RS1, EdDSA) with "none", "packed"
-// (self or full with a given chain) or "fido-u2f" attestation and signs assertions,
+// (self or full with a given chain), "fido-u2f", "android-key", "android-safetynet" or
+// "apple" attestation and signs assertions,
 // producing the JSON a FIDO2 conformance client posts. Hooks let tests corrupt any part.
 package softauthn
 
@@ -19,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 )
@@ -124,6 +126,9 @@ type Attestation struct {
 	// whose leaf certifies the credential key and carries data bound to the ceremony
 	// (the clientDataHash, or SHA-256(authData || clientDataHash)).
 	X5CFor func(credKey crypto.PublicKey, authData, clientDataHash []byte) ([][]byte, error)
+	// SafetyNet mutates the payload of an "android-safetynet" response (signed by Key, an
+	// RSA key, with X5C in the JWS header) before it is signed.
+	SafetyNet func(payload map[string]any)
 }
 
 // Request is the client side of one ceremony.
@@ -227,6 +232,12 @@ func Create(c *Credential, att Attestation, r Request) (map[string]any, error) {
 			}
 			stmt["alg"], stmt["sig"] = c.Alg, sig
 		}
+	case "android-safetynet":
+		jws, err := safetyNetResponse(att, msg)
+		if err != nil {
+			return nil, err
+		}
+		stmt = map[string]any{"ver": "224716018", "response": jws}
 	case "fido-u2f":
 		pub, ok := c.Key.Public().(*ecdsa.PublicKey)
 		if !ok || att.Key == nil || len(att.X5C) == 0 {
@@ -303,3 +314,38 @@ func ParseChallenge(options map[string]any) ([]byte, error) {
 }
 
 var _ = x509.Certificate{}
+
+// safetyNetResponse is a SafetyNet attestation JWS (RS256, x5c in the header) over the
+// nonce SHA-256(authData || clientDataHash), as Google Play Services returned it.
+func safetyNetResponse(att Attestation, msg []byte) ([]byte, error) {
+	key, ok := att.Key.(*rsa.PrivateKey)
+	if !ok || len(att.X5C) == 0 {
+		return nil, errors.New("softauthn: android-safetynet needs an RSA attestation key and X5C")
+	}
+	x5c := make([]string, len(att.X5C))
+	for i, der := range att.X5C {
+		x5c[i] = base64.StdEncoding.EncodeToString(der)
+	}
+	nonce := sha256.Sum256(msg)
+	payload := map[string]any{"nonce": base64.StdEncoding.EncodeToString(nonce[:]),
+		"timestampMs": time.Now().UnixMilli(), "apkPackageName": "com.google.android.gms",
+		"ctsProfileMatch": true, "basicIntegrity": true}
+	if att.SafetyNet != nil {
+		att.SafetyNet(payload)
+	}
+	hb, err := json.Marshal(map[string]any{"alg": "RS256", "x5c": x5c})
+	if err != nil {
+		return nil, err
+	}
+	pb, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	signing := base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(pb)
+	d := sha256.Sum256([]byte(signing))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, d[:])
+	if err != nil {
+		return nil, err
+	}
+	return []byte(signing + "." + base64.RawURLEncoding.EncodeToString(sig)), nil
+}
