@@ -74,8 +74,8 @@ var fido2AttestationTypes = map[uint16]string{
 	0x3E0C: "anonca",
 }
 
-// Anchor converts one statement (nil gives nil). A statement whose types are all
-// unknown to FIDO2 (ECDAA only) yields an anchor that allows no type.
+// Anchor converts one statement (nil gives nil). A statement that lists no attestation
+// type FIDO2 knows (none, or ECDAA only) yields an anchor that allows no type.
 func (m *MetadataAnchors) Anchor(st *metadata.Statement) *FIDO2Anchor {
 	if st == nil {
 		return nil
@@ -86,7 +86,9 @@ func (m *MetadataAnchors) Anchor(st *metadata.Statement) *FIDO2Anchor {
 			a.AttestationTypes = append(a.AttestationTypes, name)
 		}
 	}
-	if len(a.AttestationTypes) == 0 && len(st.AttestationTypes) > 0 {
+	if len(a.AttestationTypes) == 0 {
+		// attestationTypes is mandatory in MDS3: a statement without (or with only ECDAA)
+		// vouches for no FIDO2 attestation type.
 		a.AttestationTypes = []string{"-"}
 	}
 	for _, alg := range st.AuthenticationAlgorithms {

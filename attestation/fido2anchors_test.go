@@ -78,6 +78,12 @@ func TestMetadataAnchors(t *testing.T) {
 		if len(ecdaa.AttestationTypes) != 1 || slices.Contains(ecdaa.AttestationTypes, "basic_full") {
 			t.Fatalf("ECDAA-only statement allows %v", ecdaa.AttestationTypes)
 		}
+		// attestationTypes is mandatory: a statement without it allows no type (an empty
+		// list would mean any).
+		if untyped := m.Anchor(&metadata.Statement{}); len(untyped.AttestationTypes) != 1 ||
+			slices.Contains(untyped.AttestationTypes, "basic_surrogate") {
+			t.Fatalf("statement without attestationTypes allows %v", untyped.AttestationTypes)
+		}
 	})
 
 	t.Run("verify", func(t *testing.T) {
