@@ -120,6 +120,17 @@ func (r *StatusReport) matchesKey(pub crypto.PublicKey) bool {
 	return false
 }
 
+// issued reports whether one of the report's certificates signed cert: the report names
+// the CA of cert's batch (then the rest of the chain need not be at hand).
+func (r *StatusReport) issued(cert *x509.Certificate) bool {
+	for _, c := range []*x509.Certificate{r.Certificate, r.BatchCertificate} {
+		if c != nil && c.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // StatusCheck carries what the caller knows about the authenticator being
 // checked. The zero value checks at time.Now() without batch information.
 type StatusCheck struct {
@@ -129,7 +140,8 @@ type StatusCheck struct {
 	// by the authenticator, when any. With it, a report that names a
 	// certificate (batch-scoped ATTESTATION_KEY_COMPROMISE) applies only if
 	// its public key is the key of this certificate or of one in
-	// Intermediates; without it such a report applies to the whole model.
+	// Intermediates, or it signed this certificate; without it such a report
+	// applies to the whole model.
 	AttestationCertificate *x509.Certificate
 	// Intermediates are the other certificates of the presented chain: a
 	// report naming one of them (a compromised batch CA) applies too.
@@ -152,7 +164,7 @@ func (c StatusCheck) applies(r *StatusReport) bool {
 	if c.AttestationCertificate == nil {
 		return true
 	}
-	if r.matchesKey(c.AttestationCertificate.PublicKey) {
+	if r.matchesKey(c.AttestationCertificate.PublicKey) || r.issued(c.AttestationCertificate) {
 		return true
 	}
 	for _, ic := range c.Intermediates {

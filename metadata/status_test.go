@@ -114,8 +114,12 @@ func TestStatusBatchScope(t *testing.T) {
 	nb, na := day("2020-01-01"), day("2040-01-01")
 	batchA := newCert(t, "batch A", ecKey(t, elliptic.P256()), pki.inter, false, nb, na)
 	batchB := newCert(t, "batch B", ecKey(t, elliptic.P256()), pki.inter, false, nb, na)
+	batchCA := newCert(t, "batch CA", ecKey(t, elliptic.P256()), pki.inter, true, nb, na)
+	underCA := newCert(t, "leaf of the batch CA", ecKey(t, elliptic.P256()), batchCA, false, nb, na)
 	at := day("2022-06-01")
 	rep := func(s Status, eff string) StatusReport { return StatusReport{Status: s, EffectiveDate: day(eff)} }
+	compromiseCA := rep(StatusAttestationKeyCompromise, "2022-01-01")
+	compromiseCA.CertificateDER, compromiseCA.Certificate = batchCA.cert.Raw, batchCA.cert
 	compromiseA := rep(StatusAttestationKeyCompromise, "2022-01-01")
 	compromiseA.CertificateDER, compromiseA.Certificate = batchA.cert.Raw, batchA.cert
 	recertified := []StatusReport{compromiseA, rep(StatusFIDOCertifiedL1, "2022-03-01")}
@@ -132,6 +136,10 @@ func TestStatusBatchScope(t *testing.T) {
 			StatusCheck{AttestationCertificate: batchB.cert}, StatusFIDOCertifiedL1, ""},
 		{"compromised intermediate of the chain", recertified,
 			StatusCheck{AttestationCertificate: batchB.cert, Intermediates: []*x509.Certificate{batchA.cert}}, StatusFIDOCertifiedL1, StatusAttestationKeyCompromise},
+		{"leaf alone, issued by the reported CA", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), compromiseCA},
+			StatusCheck{AttestationCertificate: underCA.cert}, StatusAttestationKeyCompromise, StatusAttestationKeyCompromise},
+		{"leaf of another CA", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), compromiseCA},
+			StatusCheck{AttestationCertificate: batchA.cert}, StatusFIDOCertified, ""},
 		{"chain unknown: batch report applies", recertified,
 			StatusCheck{}, StatusFIDOCertifiedL1, StatusAttestationKeyCompromise},
 		{"model only: batch report left out", recertified,

@@ -6,6 +6,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -312,6 +313,54 @@ func TestUAFCheckRevokedAuthenticator(t *testing.T) {
 	r := e.request("Auth", map[string]any{"username": "revoked"})
 	if sr := e.respond("Auth", answer(r)); sr.StatusCode != uaf.StatusOK {
 		t.Fatalf("report effective next week: %d %s", sr.StatusCode, sr.Description)
+	}
+}
+
+// TestUAFCheckBatchCompromise: an ATTESTATION_KEY_COMPROMISE report that names one
+// batch's CA (the intermediate that issued the attestation certificate) refuses with
+// 1493 new registrations of that batch and authentications with keys registered with
+// it, even after a later certification report of the model; a report naming another
+// batch refuses neither.
+func TestUAFCheckBatchCompromise(t *testing.T) {
+	a, st := newCheckAuthr(t, uaftest.Options{AAID: "FFFF#FC03", Intermediate: true})
+	chain := a.AttestationChain()
+	if len(chain) != 2 {
+		t.Fatalf("attestation chain of %d certificates", len(chain))
+	}
+	batchCA, err := x509.ParseCertificate(chain[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := newCheckAuthr(t, uaftest.Options{AAID: "FFFF#FC04"})
+	otherLeaf, err := x509.ParseCertificate(other.AttestationChain()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newCheckEnv(t, st)
+	registerCheck(t, e, a, "batch")
+	restore := func() { e.md.set(t, st, nil) }
+	answer := func(r *uaf.ReturnUAFRequest) string { return uafAnswer(t, a, r, facetID) }
+	compromised := func(cert *x509.Certificate) func(*metadata.Statement) {
+		return func(m *metadata.Statement) {
+			m.StatusReports = []metadata.StatusReport{
+				{Status: metadata.StatusFIDOCertified, EffectiveDate: e.clock().AddDate(-1, 0, 0)},
+				{Status: metadata.StatusAttestationKeyCompromise, EffectiveDate: e.clock().AddDate(0, 0, -2),
+					CertificateDER: cert.Raw, Certificate: cert},
+				// A later report of the whole model does not lift the batch's compromise.
+				{Status: metadata.StatusFIDOCertifiedL1, EffectiveDate: e.clock().AddDate(0, 0, -1)},
+			}
+		}
+	}
+	e.md.update("FFFF#FC03", compromised(batchCA))
+	refusedReg(t, e, a, "batch2", answer, uaf.StatusRevokedAuthenticator, "attestation certificate", restore)
+	e.md.update("FFFF#FC03", compromised(batchCA))
+	refusedAuth(t, e, a, "batch", nil, answer, uaf.StatusRevokedAuthenticator, "attestation certificate", restore)
+	// Another batch's compromise.
+	e.md.update("FFFF#FC03", compromised(otherLeaf))
+	registerCheck(t, e, a, "batch3")
+	r := e.request("Auth", map[string]any{"username": "batch"})
+	if sr := e.respond("Auth", answer(r)); sr.StatusCode != uaf.StatusOK {
+		t.Fatalf("another batch's compromise refused the authentication: %d %s", sr.StatusCode, sr.Description)
 	}
 }
 

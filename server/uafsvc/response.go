@@ -3,6 +3,7 @@ package uafsvc
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -161,16 +162,33 @@ func checkChannelBinding(cb uaf.ChannelBinding) error {
 }
 
 // statement returns the metadata of aaid or refuses with 1480: authenticators without
-// metadata are not accepted (nevisFIDO halts all operations with them).
+// metadata are not accepted (nevisFIDO halts all operations with them). The model's
+// status is checked here (1493); reports naming one batch's attestation certificate
+// are checked by batchStatus once the certificate is known.
 func (s *Service) statement(aaid string) (*metadata.Statement, error) {
 	st, ok := s.o.Metadata.ByAAID(aaid)
 	if !ok {
 		return nil, fail(uaf.StatusUnknownAAID, "no metadata for AAID "+aaid, nil)
 	}
-	if err := s.o.StatusPolicy.Check(st, metadata.StatusCheck{Time: s.o.Now()}); err != nil {
+	if err := s.o.StatusPolicy.Check(st, metadata.StatusCheck{Time: s.o.Now(), ModelOnly: true}); err != nil {
 		return nil, fail(uaf.StatusRevokedAuthenticator, "the authenticator's metadata status refuses it", err)
 	}
 	return st, nil
+}
+
+// batchStatus refuses (1493) an authenticator whose attestation chain (leaf first: the
+// verified chain at registration, the stored leaf at authentication) belongs to a batch
+// the metadata reports compromised. A Basic Surrogate registration has no attestation
+// certificate, so no batch report concerns it.
+func (s *Service) batchStatus(st *metadata.Statement, chain []*x509.Certificate) error {
+	if len(chain) == 0 {
+		return nil
+	}
+	c := metadata.StatusCheck{Time: s.o.Now(), AttestationCertificate: chain[0], Intermediates: chain[1:]}
+	if err := s.o.StatusPolicy.Check(st, c); err != nil {
+		return fail(uaf.StatusRevokedAuthenticator, "the authenticator's metadata status refuses its attestation certificate", err)
+	}
+	return nil
 }
 
 // info describes an authenticator for policy matching: capabilities from its metadata,
@@ -433,6 +451,9 @@ func (s *Service) checkRegAssertion(c *checked, a uaf.AuthenticatorRegistrationA
 	if err != nil {
 		return nil, none, err
 	}
+	if err := s.batchStatus(st, res.Chain); err != nil {
+		return nil, none, err
+	}
 	var leaf []byte
 	if len(res.Chain) > 0 {
 		leaf = res.Chain[0].Raw
@@ -584,6 +605,20 @@ func (s *Service) checkAuthAssertion(ctx context.Context, c *checked, a uaf.Auth
 	st, err := s.statement(sd.AAID)
 	if err != nil {
 		return nil, none, noUp, "", err
+	}
+	if len(reg.AttestationCert) > 0 {
+		// The batch of the registration's attestation certificate: a key registered
+		// with a batch reported compromised since stops authenticating. A stored
+		// certificate that does not parse counts as any batch (fail closed).
+		leaf, perr := x509.ParseCertificate(reg.AttestationCert)
+		if perr != nil {
+			leaf = nil
+		}
+		c := metadata.StatusCheck{Time: s.o.Now(), AttestationCertificate: leaf}
+		if err := s.o.StatusPolicy.Check(st, c); err != nil {
+			return nil, none, noUp, "", fail(uaf.StatusRevokedAuthenticator,
+				"the authenticator's metadata status refuses its attestation certificate", err)
+		}
 	}
 	if err := schemeOf(st, a.AssertionScheme); err != nil {
 		return nil, none, noUp, "", err
