@@ -80,7 +80,7 @@ func (m *MetadataAnchors) Anchor(st *metadata.Statement) *FIDO2Anchor {
 	if st == nil {
 		return nil
 	}
-	a := &FIDO2Anchor{Roots: st.AttestationRoots}
+	a := &FIDO2Anchor{Roots: st.AttestationRoots, U2F: st.ProtocolFamily == "u2f"}
 	for _, t := range st.AttestationTypes {
 		if name, ok := fido2AttestationTypes[t]; ok {
 			a.AttestationTypes = append(a.AttestationTypes, name)

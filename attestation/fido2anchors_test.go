@@ -116,6 +116,10 @@ func TestMetadataAnchors(t *testing.T) {
 			{"no metadata", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: [16]byte{5}, X5C: chain, Alg: -7},
 				reason(attestation.FIDO2NoMetadata)},
 			{"u2f by key identifier", enforce, attestation.FIDO2Evidence{Format: "fido-u2f", Type: "basic_full", X5C: chain}, nil},
+			// The same key in a packed attestation with a zero AAGUID: the U2F statement does
+			// not vouch for it.
+			{"u2f statement, packed format", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", X5C: chain, Alg: -7},
+				reason(attestation.FIDO2NoMetadata)},
 			{"status refused (enforce)", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: bypassed, X5C: chain, Alg: -7},
 				reason(attestation.FIDO2StatusRefused)},
 			{"status refused (monitor)", monitor, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: bypassed, X5C: chain, Alg: -7}, nil},

@@ -24,6 +24,10 @@ type FIDO2Anchor struct {
 	// Algorithms are the COSE algorithm identifiers the statement lists
 	// ("authenticationAlgorithms"); empty means any.
 	Algorithms []int64
+	// U2F marks a statement of the "u2f" protocol family: it vouches only for fido-u2f
+	// attestations, not for another format that happens to carry a zero AAGUID and the
+	// same attestation key.
+	U2F bool
 	// Check, when set, is called as soon as the statement is found, with the verification
 	// time and the presented attestation chain (leaf first; empty for self attestation);
 	// an error refuses the attestation (the MDS status check of FIDO MDS3 §3.1.4). It runs
@@ -183,6 +187,9 @@ func VerifyFIDO2Trust(ctx context.Context, anchors FIDO2Anchors, ev FIDO2Evidenc
 	}
 	if err != nil {
 		return fmt.Errorf("attestation: metadata lookup: %w", err)
+	}
+	if anchor != nil && anchor.U2F && ev.Format != "fido-u2f" {
+		anchor = nil
 	}
 	if anchor == nil {
 		if len(certs) == 0 && (ev.AAGUID == ([16]byte{}) || ev.Format == "fido-u2f") {
