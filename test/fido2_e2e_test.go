@@ -201,7 +201,8 @@ func TestFIDO2EndToEnd(t *testing.T) {
 			}
 			c := fido2ResultClaims(t, s, login.Token)
 			if c["sub"] != "alice" || c["op"] != "fido2-auth" || c["keyid"] != reg.CredentialID ||
-				c["session_id"] != login.Fido2SessionID || c["aaguid"] != "01020304-0506-0708-0102-030405060708" {
+				c["session_id"] != login.Fido2SessionID || c["aaguid"] != "01020304-0506-0708-0102-030405060708" ||
+				c["uv"] != true {
 				t.Fatalf("result token claims %v", c)
 			}
 		}

@@ -1,14 +1,18 @@
 package fido2_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fidoserver/hwfido/attestation"
+	"github.com/fidoserver/hwfido/hsm/hsmtest"
 	"github.com/fidoserver/hwfido/metadata"
 	"github.com/fidoserver/hwfido/server/fido2"
 	"github.com/fidoserver/hwfido/server/fido2/internal/softauthn"
+	"github.com/fidoserver/hwfido/server/resulttoken"
 )
 
 // TestMetadataStatus runs the service on real metadata (attestation.MetadataAnchors over
@@ -95,5 +99,44 @@ func TestMetadataStatus(t *testing.T) {
 				t.Fatalf("refused registration stored %d credentials", len(creds))
 			}
 		})
+	}
+}
+
+// TestIssuerSignerUV: the production result token (resulttoken.Issuer, ES256 in SoftHSM)
+// carries uv as this assertion showed it, for a credential registered with UV.
+func TestIssuerSignerUV(t *testing.T) {
+	tok := hsmtest.NewTokenWith(t, hsmtest.Options{Quiet: true, NoVendorCA: true})
+	signer := fido2.IssuerSigner(resulttoken.New(hsmTokenSigner{tok.Token}, resulttoken.Options{Issuer: "test"}))
+	e := newEnv(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationNone }, signer)
+	cred, _ := registerSoft(t, e, "uv", softauthn.ES256, softauthn.Attestation{Format: "none"})
+	for _, uv := range []bool{false, true} {
+		flags := byte(softauthn.FlagUP)
+		if uv {
+			flags |= softauthn.FlagUV
+		}
+		_, o := e.post("/assertion/options", map[string]any{"username": "uv"}, nil)
+		body, err := softauthn.Get(cred, request(t, e, o, flags), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, res := e.post("/assertion/result", body, nil)
+		if code != 200 {
+			t.Fatalf("login %d %v", code, res)
+		}
+		parts := strings.Split(res["token"].(string), ".")
+		if len(parts) != 3 {
+			t.Fatalf("token %v", res["token"])
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims map[string]any
+		if err := json.Unmarshal(raw, &claims); err != nil {
+			t.Fatal(err)
+		}
+		if claims["op"] != "fido2-auth" || claims["uv"] != uv {
+			t.Fatalf("UV %v: token claims %v", uv, claims)
+		}
 	}
 }

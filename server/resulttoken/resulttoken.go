@@ -29,6 +29,9 @@ type Claims struct {
 	TxHash    string `json:"tx_hash,omitempty"`    // base64url SHA-256 of the confirmed transaction content
 	SessionID string `json:"session_id,omitempty"` // out-of-band or FIDO2 session
 	AAGUID    string `json:"aaguid,omitempty"`     // FIDO2
+	// UV is whether the FIDO2 assertion verified the user (its authenticator data's UV
+	// bit); nil for UAF, whose user verification is the authenticator's by metadata.
+	UV *bool `json:"uv,omitempty"`
 }
 
 // Issuer signs result tokens. It is safe for concurrent use.
