@@ -97,19 +97,22 @@ func (m *MetadataAnchors) Anchor(st *metadata.Statement) *FIDO2Anchor {
 		}
 	}
 	a.Check = func(now time.Time, chain []*x509.Certificate) error {
-		c := metadata.StatusCheck{Time: now}
+		// Without a chain (self attestation) no report naming a batch's certificate
+		// concerns the authenticator.
+		c := metadata.StatusCheck{Time: now, ModelOnly: len(chain) == 0}
 		if len(chain) > 0 {
 			c.AttestationCertificate, c.Intermediates = chain[0], chain[1:]
 		}
-		return m.status(st, c)
+		return m.status(st, c, m.opts.Status.Check)
 	}
 	return a
 }
 
-// status applies the status policy to st; in monitor mode a refusal is logged and
-// accepted.
-func (m *MetadataAnchors) status(st *metadata.Statement, c metadata.StatusCheck) error {
-	err := m.opts.Status.Check(st, c)
+// status applies check (the status policy's Check or CheckInUse) to st; in monitor mode
+// a refusal is logged and accepted.
+func (m *MetadataAnchors) status(st *metadata.Statement, c metadata.StatusCheck,
+	check func(*metadata.Statement, metadata.StatusCheck) error) error {
+	err := check(st, c)
 	if err != nil && m.opts.StatusMode == StatusMonitor {
 		m.log.Warn("attestation: metadata status refused (monitor: accepted)", "aaguid", st.AAGUID.String(),
 			"description", st.Description, "err", err)
@@ -119,12 +122,14 @@ func (m *MetadataAnchors) status(st *metadata.Statement, c metadata.StatusCheck)
 }
 
 // FIDO2AuthenticationStatus checks, for an authentication with a credential of the
-// authenticator model aaguid, the model's MDS status at now: the latest model-wide report
-// in effect (REVOKED, USER_KEY_REMOTE_COMPROMISE, USER_VERIFICATION_BYPASS, … refused
-// by the status policy). Reports naming an attestation certificate are left out: they
-// concern the attestation, which was checked at registration. No statement, or a zero
-// AAGUID (U2F), is nil; in monitor mode a refusal is logged and accepted. A refusal
-// matches metadata.ErrUnacceptableStatus.
+// authenticator model aaguid, the model's MDS status at now with the status policy's
+// CheckInUse: the latest model-wide report in effect must not make registered keys
+// untrustworthy (REVOKED, USER_VERIFICATION_BYPASS, ATTESTATION_KEY_COMPROMISE,
+// USER_KEY_*_COMPROMISE, or denied by the policy); UPDATE_AVAILABLE, RETIRED and unknown
+// statuses do not lock out keys in use. Reports naming an attestation certificate are
+// left out: they concern the attestation, which was checked at registration. No
+// statement, or a zero AAGUID (U2F), is nil; in monitor mode a refusal is logged and
+// accepted. A refusal matches metadata.ErrUnacceptableStatus.
 func (m *MetadataAnchors) FIDO2AuthenticationStatus(_ context.Context, aaguid [16]byte, now time.Time) error {
 	if aaguid == ([16]byte{}) {
 		return nil
@@ -133,7 +138,7 @@ func (m *MetadataAnchors) FIDO2AuthenticationStatus(_ context.Context, aaguid [1
 	if !ok {
 		return nil
 	}
-	return m.status(st, metadata.StatusCheck{Time: now, ModelOnly: true})
+	return m.status(st, metadata.StatusCheck{Time: now, ModelOnly: true}, m.opts.Status.CheckInUse)
 }
 
 // FIDO2AnchorByAAGUID implements [FIDO2Anchors].

@@ -50,7 +50,13 @@ func TestMetadataAnchors(t *testing.T) {
 	interAAGUID := metadata.AAGUID{4}
 	interAnchored := &metadata.Statement{AAGUID: interAAGUID, ProtocolFamily: "fido2",
 		AttestationRoots: []*x509.Certificate{p.inter}, AttestationTypes: []uint16{0x3E07}}
-	set := metadata.NewSet(st, u2f, bad, interAnchored)
+	// Self attestation of a model with one batch reported compromised: no batch
+	// certificate is involved, so the report does not concern it.
+	selfAAGUID := metadata.AAGUID{0x55}
+	selfBatch := &metadata.Statement{AAGUID: selfAAGUID, ProtocolFamily: "fido2", AttestationTypes: []uint16{0x3E08},
+		StatusReports: []metadata.StatusReport{{Status: metadata.StatusAttestationKeyCompromise,
+			EffectiveDate: now.Add(-time.Hour), CertificateDER: leaf.Raw, Certificate: leaf}}}
+	set := metadata.NewSet(st, u2f, bad, interAnchored, selfBatch)
 
 	t.Run("conversion", func(t *testing.T) {
 		m := attestation.NewMetadataAnchors(metadata.NewCatalog(set), attestation.MetadataAnchorsOptions{})
@@ -127,6 +133,8 @@ func TestMetadataAnchors(t *testing.T) {
 				X5C: chain, Alg: -7}, nil},
 			{"intermediate anchor, leaf alone", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: interAAGUID,
 				X5C: [][]byte{leaf.Raw}, Alg: -7}, nil},
+			{"self attestation, a batch compromised", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_surrogate",
+				AAGUID: selfAAGUID, Alg: -7}, nil},
 			{"status refused before the type check", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "attca", AAGUID: bypassed, X5C: chain, Alg: -7},
 				reason(attestation.FIDO2StatusRefused)},
 			{"status before the bypass report", enforce, attestation.FIDO2Evidence{Format: "packed", Type: "basic_full", AAGUID: bypassed,
@@ -153,7 +161,11 @@ func TestMetadataAnchors(t *testing.T) {
 			AttestationRoots: []*x509.Certificate{p.root}, AttestationTypes: []uint16{0x3E07},
 			StatusReports: []metadata.StatusReport{{Status: metadata.StatusAttestationKeyCompromise,
 				EffectiveDate: now.Add(-time.Hour), CertificateDER: leaf.Raw, Certificate: leaf}}}
-		src := metadata.NewSet(st, bad, batchOnly)
+		update := &metadata.Statement{AAGUID: metadata.AAGUID{8}, ProtocolFamily: "fido2", AuthenticatorVersion: 1,
+			AttestationRoots: []*x509.Certificate{p.root}, AttestationTypes: []uint16{0x3E07},
+			StatusReports: []metadata.StatusReport{{Status: metadata.StatusUpdateAvailable,
+				EffectiveDate: now.Add(-time.Hour), AuthenticatorVersion: 2}}}
+		src := metadata.NewSet(st, bad, batchOnly, update)
 		enforce := attestation.NewMetadataAnchors(src, attestation.MetadataAnchorsOptions{})
 		monitor := attestation.NewMetadataAnchors(src, attestation.MetadataAnchorsOptions{StatusMode: attestation.StatusMonitor,
 			Logger: slog.New(slog.DiscardHandler)})
@@ -169,6 +181,7 @@ func TestMetadataAnchors(t *testing.T) {
 			{"before the bypass report", enforce, bypassed, now.Add(-45 * time.Minute), false},
 			{"monitor", monitor, bypassed, now, false},
 			{"batch compromise left out", enforce, metadata.AAGUID{6}, now, false},
+			{"update available does not lock out keys in use", enforce, metadata.AAGUID{8}, now, false},
 			{"no statement", enforce, metadata.AAGUID{7}, now, false},
 			{"zero AAGUID", enforce, metadata.AAGUID{}, now, false},
 		} {

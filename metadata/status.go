@@ -140,11 +140,12 @@ type StatusCheck struct {
 	// by the authenticator, when any. With it, a report that names a
 	// certificate (batch-scoped ATTESTATION_KEY_COMPROMISE) applies only if
 	// its public key is the key of this certificate or of one in
-	// Intermediates, or it signed this certificate; without it such a report
+	// Intermediates, or it signed one of them; without it such a report
 	// applies to the whole model.
 	AttestationCertificate *x509.Certificate
-	// Intermediates are the other certificates of the presented chain: a
-	// report naming one of them (a compromised batch CA) applies too.
+	// Intermediates are the other certificates of the chain, up to and
+	// including the trust anchor when known: a report naming one of them (a
+	// compromised batch CA) or their issuer applies too.
 	Intermediates []*x509.Certificate
 	// ModelOnly leaves batch-scoped reports out: for a check without the
 	// attestation chain at hand that must not refuse a whole model for one
@@ -164,11 +165,8 @@ func (c StatusCheck) applies(r *StatusReport) bool {
 	if c.AttestationCertificate == nil {
 		return true
 	}
-	if r.matchesKey(c.AttestationCertificate.PublicKey) || r.issued(c.AttestationCertificate) {
-		return true
-	}
-	for _, ic := range c.Intermediates {
-		if ic != nil && r.matchesKey(ic.PublicKey) {
+	for _, cert := range append([]*x509.Certificate{c.AttestationCertificate}, c.Intermediates...) {
+		if cert != nil && (r.matchesKey(cert.PublicKey) || r.issued(cert)) {
 			return true
 		}
 	}
@@ -270,6 +268,40 @@ func (p StatusPolicy) Check(st *Statement, c StatusCheck) error {
 		}
 		if err := p.refuses(st, st.StatusReports[i]); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// inUseRefused are the statuses that make keys already registered with an
+// authenticator untrustworthy. The others the policy refuses (UPDATE_AVAILABLE,
+// RETIRED, NOT_FIDO_CERTIFIED when denied, unknown ones) concern new
+// registrations.
+var inUseRefused = map[Status]bool{
+	StatusRevoked:                   true,
+	StatusUserVerificationBypass:    true,
+	StatusAttestationKeyCompromise:  true,
+	StatusUserKeyRemoteCompromise:   true,
+	StatusUserKeyPhysicalCompromise: true,
+}
+
+// CheckInUse is [StatusPolicy.Check] for keys already registered (an
+// authentication): it refuses only REVOKED, USER_VERIFICATION_BYPASS,
+// ATTESTATION_KEY_COMPROMISE and USER_KEY_*_COMPROMISE (unless in p.Allow)
+// and the statuses in p.Deny. UPDATE_AVAILABLE, RETIRED and unknown statuses,
+// which Check refuses for a new registration, do not lock out keys in use.
+func (p StatusPolicy) CheckInUse(st *Statement, c StatusCheck) error {
+	if st == nil {
+		return ErrNotFound
+	}
+	model, batch := currentReports(st.StatusReports, c)
+	for _, i := range []int{batch, model} {
+		if i < 0 {
+			continue
+		}
+		r := st.StatusReports[i]
+		if p.listed(p.Deny, r.Status) || (inUseRefused[r.Status] && !p.listed(p.Allow, r.Status)) {
+			return &StatusError{Status: r.Status, Report: r}
 		}
 	}
 	return nil

@@ -120,6 +120,8 @@ func TestStatusBatchScope(t *testing.T) {
 	rep := func(s Status, eff string) StatusReport { return StatusReport{Status: s, EffectiveDate: day(eff)} }
 	compromiseCA := rep(StatusAttestationKeyCompromise, "2022-01-01")
 	compromiseCA.CertificateDER, compromiseCA.Certificate = batchCA.cert.Raw, batchCA.cert
+	compromiseRoot := rep(StatusAttestationKeyCompromise, "2022-01-01") // pki.inter issued batchCA
+	compromiseRoot.CertificateDER, compromiseRoot.Certificate = pki.inter.cert.Raw, pki.inter.cert
 	compromiseA := rep(StatusAttestationKeyCompromise, "2022-01-01")
 	compromiseA.CertificateDER, compromiseA.Certificate = batchA.cert.Raw, batchA.cert
 	recertified := []StatusReport{compromiseA, rep(StatusFIDOCertifiedL1, "2022-03-01")}
@@ -140,6 +142,10 @@ func TestStatusBatchScope(t *testing.T) {
 			StatusCheck{AttestationCertificate: underCA.cert}, StatusAttestationKeyCompromise, StatusAttestationKeyCompromise},
 		{"leaf of another CA", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), compromiseCA},
 			StatusCheck{AttestationCertificate: batchA.cert}, StatusFIDOCertified, ""},
+		// The report names the CA above the leaf's issuer; the chain is at hand.
+		{"reported CA above the issuer", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), compromiseRoot},
+			StatusCheck{AttestationCertificate: underCA.cert, Intermediates: []*x509.Certificate{batchCA.cert}},
+			StatusAttestationKeyCompromise, StatusAttestationKeyCompromise},
 		{"chain unknown: batch report applies", recertified,
 			StatusCheck{}, StatusFIDOCertifiedL1, StatusAttestationKeyCompromise},
 		{"model only: batch report left out", recertified,
@@ -168,5 +174,40 @@ func TestStatusBatchScope(t *testing.T) {
 				t.Fatalf("Check = %v, want refused by %s", err, tc.refusedBy)
 			}
 		})
+	}
+}
+
+// TestStatusInUse: keys already registered are refused for the statuses that make them
+// untrustworthy, not for those that concern new registrations.
+func TestStatusInUse(t *testing.T) {
+	at := day("2022-06-01")
+	for _, tc := range []struct {
+		status  Status
+		policy  StatusPolicy
+		refused bool
+	}{
+		{StatusRevoked, StatusPolicy{}, true},
+		{StatusUserVerificationBypass, StatusPolicy{}, true},
+		{StatusAttestationKeyCompromise, StatusPolicy{}, true},
+		{StatusUserKeyRemoteCompromise, StatusPolicy{}, true},
+		{StatusUserKeyPhysicalCompromise, StatusPolicy{}, true},
+		{StatusUpdateAvailable, StatusPolicy{}, false},
+		{StatusRetired, StatusPolicy{}, false},
+		{"QUANTUM_BROKEN", StatusPolicy{}, false},
+		{StatusFIDOCertified, StatusPolicy{}, false},
+		{StatusNotFIDOCertified, StatusPolicy{Deny: []Status{StatusNotFIDOCertified}}, true},
+		{StatusRevoked, StatusPolicy{Allow: []Status{StatusRevoked}}, false},
+	} {
+		st := &Statement{AAID: "ABCD#0001", AuthenticatorVersion: 1, StatusReports: []StatusReport{
+			{Status: StatusFIDOCertified, EffectiveDate: day("2020-01-01")},
+			{Status: tc.status, EffectiveDate: day("2022-01-01"), AuthenticatorVersion: 5}}}
+		err := tc.policy.CheckInUse(st, StatusCheck{Time: at, ModelOnly: true})
+		var se *StatusError
+		if tc.refused != (err != nil) || (err != nil && (!errors.As(err, &se) || se.Status != tc.status)) {
+			t.Errorf("%s %+v: %v, want refused %v", tc.status, tc.policy, err, tc.refused)
+		}
+	}
+	if err := (StatusPolicy{}).CheckInUse(nil, StatusCheck{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("CheckInUse(nil) = %v", err)
 	}
 }

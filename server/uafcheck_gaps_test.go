@@ -317,10 +317,11 @@ func TestUAFCheckRevokedAuthenticator(t *testing.T) {
 }
 
 // TestUAFCheckBatchCompromise: an ATTESTATION_KEY_COMPROMISE report that names one
-// batch's CA (the intermediate that issued the attestation certificate) refuses with
-// 1493 new registrations of that batch and authentications with keys registered with
-// it, even after a later certification report of the model; a report naming another
-// batch refuses neither.
+// batch's CA (the intermediate that issued the attestation certificate, or the root
+// above it) refuses with 1493 new registrations of that batch and authentications with
+// keys registered with it, even after a later certification report of the model; a
+// report naming another batch refuses neither. UPDATE_AVAILABLE refuses registrations
+// only.
 func TestUAFCheckBatchCompromise(t *testing.T) {
 	a, st := newCheckAuthr(t, uaftest.Options{AAID: "FFFF#FC03", Intermediate: true})
 	chain := a.AttestationChain()
@@ -354,7 +355,26 @@ func TestUAFCheckBatchCompromise(t *testing.T) {
 	e.md.update("FFFF#FC03", compromised(batchCA))
 	refusedReg(t, e, a, "batch2", answer, uaf.StatusRevokedAuthenticator, "attestation certificate", restore)
 	e.md.update("FFFF#FC03", compromised(batchCA))
-	refusedAuth(t, e, a, "batch", nil, answer, uaf.StatusRevokedAuthenticator, "attestation certificate", restore)
+	refusedAuth(t, e, a, "batch", nil, answer, uaf.StatusRevokedAuthenticator, "refuses its keys", restore)
+	// The root above the batch CA: the chain stored at registration reaches it.
+	e.md.update("FFFF#FC03", compromised(a.Root()))
+	refusedReg(t, e, a, "batch2", answer, uaf.StatusRevokedAuthenticator, "attestation certificate", restore)
+	e.md.update("FFFF#FC03", compromised(a.Root()))
+	refusedAuth(t, e, a, "batch", nil, answer, uaf.StatusRevokedAuthenticator, "refuses its keys", restore)
+	// UPDATE_AVAILABLE for a newer firmware refuses new registrations, not keys in use.
+	e.md.update("FFFF#FC03", func(m *metadata.Statement) {
+		m.StatusReports = []metadata.StatusReport{{Status: metadata.StatusUpdateAvailable,
+			EffectiveDate: e.clock().AddDate(0, 0, -1), AuthenticatorVersion: m.AuthenticatorVersion + 1}}
+	})
+	refusedReg(t, e, a, "batch4", answer, uaf.StatusRevokedAuthenticator, "status", restore)
+	e.md.update("FFFF#FC03", func(m *metadata.Statement) {
+		m.StatusReports = []metadata.StatusReport{{Status: metadata.StatusUpdateAvailable,
+			EffectiveDate: e.clock().AddDate(0, 0, -1), AuthenticatorVersion: m.AuthenticatorVersion + 1}}
+	})
+	if sr := e.respond("Auth", answer(e.request("Auth", map[string]any{"username": "batch"}))); sr.StatusCode != uaf.StatusOK {
+		t.Fatalf("UPDATE_AVAILABLE refused a key in use: %d %s", sr.StatusCode, sr.Description)
+	}
+	restore()
 	// Another batch's compromise.
 	e.md.update("FFFF#FC03", compromised(otherLeaf))
 	registerCheck(t, e, a, "batch3")

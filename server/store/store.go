@@ -44,11 +44,14 @@ type UAFRegistration struct {
 	SignCounter          uint32
 	RegCounter           uint32
 	AttestationType      uint16 // TAG_ATTESTATION_* value
-	AttestationCert      []byte // leaf certificate (DER) for Basic Full; nil otherwise
-	TCDisplayPNG         []byte // JSON of tcDisplayPNGCharacteristics, if any
-	DeviceID             string
-	CreatedAt            time.Time
-	LastUsedAt           time.Time
+	// AttestationCert is, for Basic Full, the verified attestation chain, leaf first up
+	// to the metadata anchor, as concatenated DER (x509.ParseCertificates; registrations
+	// stored before 2026-11-23 hold the leaf alone); nil otherwise.
+	AttestationCert []byte
+	TCDisplayPNG    []byte // JSON of tcDisplayPNGCharacteristics, if any
+	DeviceID        string
+	CreatedAt       time.Time
+	LastUsedAt      time.Time
 }
 
 // Consumption marks a single-use value as used. Nonce is the value's identifier (never the

@@ -166,14 +166,42 @@ func checkChannelBinding(cb uaf.ChannelBinding) error {
 // status is checked here (1493); reports naming one batch's attestation certificate
 // are checked by batchStatus once the certificate is known.
 func (s *Service) statement(aaid string) (*metadata.Statement, error) {
-	st, ok := s.o.Metadata.ByAAID(aaid)
-	if !ok {
-		return nil, fail(uaf.StatusUnknownAAID, "no metadata for AAID "+aaid, nil)
+	st, err := s.lookup(aaid)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.o.StatusPolicy.Check(st, metadata.StatusCheck{Time: s.o.Now(), ModelOnly: true}); err != nil {
 		return nil, fail(uaf.StatusRevokedAuthenticator, "the authenticator's metadata status refuses it", err)
 	}
 	return st, nil
+}
+
+// lookup returns the metadata of aaid or refuses with 1480.
+func (s *Service) lookup(aaid string) (*metadata.Statement, error) {
+	st, ok := s.o.Metadata.ByAAID(aaid)
+	if !ok {
+		return nil, fail(uaf.StatusUnknownAAID, "no metadata for AAID "+aaid, nil)
+	}
+	return st, nil
+}
+
+// inUseStatus refuses (1493) an authentication with a registered key whose authenticator
+// the metadata now reports untrustworthy for keys in use (metadata.StatusPolicy.CheckInUse:
+// revoked, compromised, user verification bypassed; not UPDATE_AVAILABLE or RETIRED),
+// the model's latest report and, with the attestation chain stored at registration (leaf
+// first, concatenated DER), the latest report of the chain's batch. A stored chain that
+// does not parse counts as any batch (fail closed).
+func (s *Service) inUseStatus(st *metadata.Statement, storedChain []byte) error {
+	c := metadata.StatusCheck{Time: s.o.Now(), ModelOnly: len(storedChain) == 0}
+	if len(storedChain) > 0 {
+		if chain, err := x509.ParseCertificates(storedChain); err == nil && len(chain) > 0 {
+			c.AttestationCertificate, c.Intermediates = chain[0], chain[1:]
+		}
+	}
+	if err := s.o.StatusPolicy.CheckInUse(st, c); err != nil {
+		return fail(uaf.StatusRevokedAuthenticator, "the authenticator's metadata status refuses its keys", err)
+	}
+	return nil
 }
 
 // batchStatus refuses (1493) an authenticator whose attestation chain (leaf first: the
@@ -454,9 +482,11 @@ func (s *Service) checkRegAssertion(c *checked, a uaf.AuthenticatorRegistrationA
 	if err := s.batchStatus(st, res.Chain); err != nil {
 		return nil, none, err
 	}
-	var leaf []byte
-	if len(res.Chain) > 0 {
-		leaf = res.Chain[0].Raw
+	// The verified chain (leaf first, up to the metadata anchor) is stored, so that an
+	// authentication can tell whether a batch reported compromised later issued it.
+	var chain []byte
+	for _, c := range res.Chain {
+		chain = append(chain, c.Raw...)
 	}
 	if err := criticalExtensions(ra.Extensions); err != nil {
 		return nil, none, err
@@ -468,7 +498,7 @@ func (s *Service) checkRegAssertion(c *checked, a uaf.AuthenticatorRegistrationA
 	return &store.UAFRegistration{AAID: ra.AAID, KeyID: keyID, PublicKey: ra.PubKey, PublicKeyEncoding: uint16(ra.PubKeyEncoding),
 		SignatureAlgorithm: uint16(ra.SignAlg), AuthenticatorVersion: ra.AuthenticatorVersion,
 		SignCounter: ra.SignCounter, RegCounter: ra.RegCounter, AttestationType: uint16(ra.AttestationType),
-		AttestationCert: leaf, TCDisplayPNG: tc}, inf, nil
+		AttestationCert: chain, TCDisplayPNG: tc}, inf, nil
 }
 
 // authenticate checks an authentication response (UAF 1.1 protocol §3.5.7.5).
@@ -602,23 +632,12 @@ func (s *Service) checkAuthAssertion(ctx context.Context, c *checked, a uaf.Auth
 	if err != nil {
 		return nil, none, noUp, "", err
 	}
-	st, err := s.statement(sd.AAID)
+	st, err := s.lookup(sd.AAID)
 	if err != nil {
 		return nil, none, noUp, "", err
 	}
-	if len(reg.AttestationCert) > 0 {
-		// The batch of the registration's attestation certificate: a key registered
-		// with a batch reported compromised since stops authenticating. A stored
-		// certificate that does not parse counts as any batch (fail closed).
-		leaf, perr := x509.ParseCertificate(reg.AttestationCert)
-		if perr != nil {
-			leaf = nil
-		}
-		c := metadata.StatusCheck{Time: s.o.Now(), AttestationCertificate: leaf}
-		if err := s.o.StatusPolicy.Check(st, c); err != nil {
-			return nil, none, noUp, "", fail(uaf.StatusRevokedAuthenticator,
-				"the authenticator's metadata status refuses its attestation certificate", err)
-		}
+	if err := s.inUseStatus(st, reg.AttestationCert); err != nil {
+		return nil, none, noUp, "", err
 	}
 	if err := schemeOf(st, a.AssertionScheme); err != nil {
 		return nil, none, noUp, "", err
