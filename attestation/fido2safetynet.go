@@ -21,9 +21,13 @@ import (
 // (WebAuthn L3 §8.5 step 5).
 const SafetyNetHostname = "attest.android.com"
 
-// safetyNetMaxAge is how old a SafetyNet response's timestampMs may be; a response from
-// the future is refused.
-const safetyNetMaxAge = time.Minute
+// safetyNetMaxAge is how old a SafetyNet response's timestampMs may be, and
+// safetyNetSkew how far ahead of this server's clock (Google's clock and ours differ by
+// a little; a response from further in the future is refused).
+const (
+	safetyNetMaxAge = time.Minute
+	safetyNetSkew   = 5 * time.Second
+)
 
 // safetyNetNow is the verification time of SafetyNet responses.
 var safetyNetNow = time.Now
@@ -33,7 +37,7 @@ var safetyNetNow = time.Now
 // JWS signed RS256 by the first certificate of its x5c header, which is issued to
 // attest.android.com and signed by the next one (x5c in order); its payload's nonce is
 // base64(SHA-256(authenticatorData || clientDataHash)), ctsProfileMatch is true and
-// timestampMs lies within the last minute. The attestation type is basic_full with trust
+// timestampMs lies within the last minute (5 s of clock skew allowed ahead). The attestation type is basic_full with trust
 // path the header's x5c. go-webauthn's own verifier chains that x5c to Google's roots
 // compiled into the library (or the system pool); trust is decided afterwards by
 // [VerifyFIDO2Trust] against the roots of our metadata instead.
@@ -107,7 +111,7 @@ func verifySafetyNetStatement(att protocol.AttestationObject, clientDataHash []b
 		return "", nil, protocol.ErrInvalidAttestation.WithDetails("response ctsProfileMatch is false")
 	}
 	now := safetyNetNow()
-	if ts := time.UnixMilli(payload.TimestampMs); ts.After(now) || ts.Before(now.Add(-safetyNetMaxAge)) {
+	if ts := time.UnixMilli(payload.TimestampMs); ts.After(now.Add(safetyNetSkew)) || ts.Before(now.Add(-safetyNetMaxAge)) {
 		return "", nil, protocol.ErrInvalidAttestation.WithDetails("response timestampMs is not within the last minute")
 	}
 	return string(wametadata.BasicFull), x5c, nil

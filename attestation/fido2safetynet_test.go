@@ -1,9 +1,10 @@
 package attestation
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -15,11 +16,13 @@ import (
 )
 
 // FuzzSafetyNetStatement feeds untrusted android-safetynet statements (ver, response) to
-// the verifier. Invariants: no panic, and no success: an input the fuzzer makes cannot
-// carry a signature that verifies. The seeds reach the certificate, signature and
-// payload checks (a real certificate in the header, a signature that does not verify).
+// the verifier. Invariants: no panic, and no success: the seeds carry a real RSA
+// certificate for attest.android.com, one with a signature that does not verify and one
+// with a valid signature over a payload whose nonce is wrong (reaching the payload
+// checks); an input the fuzzer derives cannot carry a valid signature over a payload with
+// the right nonce.
 func FuzzSafetyNetStatement(f *testing.F) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -33,6 +36,13 @@ func FuzzSafetyNetStatement(f *testing.F) {
 	header := enc([]byte(`{"alg":"RS256","x5c":["` + base64.StdEncoding.EncodeToString(der) + `"]}`))
 	payload := enc([]byte(`{"nonce":"AAAA","timestampMs":1,"ctsProfileMatch":true}`))
 	f.Add("224716018", []byte(header+"."+payload+"."+enc([]byte("sig"))))
+	// A signature that verifies over a payload whose nonce does not match.
+	d := sha256.Sum256([]byte(header + "." + payload))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, d[:])
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("224716018", []byte(header+"."+payload+"."+enc(sig)))
 	f.Add("1", []byte(enc([]byte(`{"alg":"RS256","x5c":[]}`))+"."+payload+".AA"))
 	f.Add("0", []byte("a.b.c"))
 	f.Add("", []byte{})

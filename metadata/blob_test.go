@@ -415,8 +415,8 @@ func TestParsePayloadLeniency(t *testing.T) {
 
 func TestEntryAndStatementIdentifiers(t *testing.T) {
 	b, err := parsePayload([]byte(`{"no":1,"entries":[
-		{"aaid":"AAAA#0002","metadataStatement":{"aaid":"AAAA#0003"}},
-		{"aaguid":"0132d110-bf4e-4208-a403-ab4f5f12efe5","metadataStatement":{"aaguid":"00000000-0000-0000-0000-000000000001"}},
+		{"aaid":"AAAA#0002","metadataStatement":{"aaid":"AAAA#0003","attestationTypes":["basic_full"]}},
+		{"aaguid":"0132d110-bf4e-4208-a403-ab4f5f12efe5","metadataStatement":{"aaguid":"00000000-0000-0000-0000-000000000001","attestationTypes":["basic_full"]}},
 		{"attestationCertificateKeyIdentifiers":["923881fe2f214ee465484371aeb72e97f5a58e0a"],
 		 "metadataStatement":{"attestationCertificateKeyIdentifiers":["0000000000000000000000000000000000000001","923881FE2F214EE465484371AEB72E97F5A58E0A"]}}]}`))
 	if err != nil {

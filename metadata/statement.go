@@ -391,6 +391,9 @@ func parseStatement(data []byte, keys entryKeys) (*Statement, error) {
 	if s.AttestationTypes, err = s.decodeList("attestationTypes", r.AttestationTypes, attestationTable); err != nil {
 		return nil, err
 	}
+	if len(s.AttestationTypes) == 0 {
+		s.warn("attestationTypes", "none known: the statement vouches for no attestation type")
+	}
 	var v uint32
 	if v, err = s.decodeFlags("keyProtection", r.KeyProtection, keyProtectionTable, 0xFFFF); err != nil {
 		return nil, err

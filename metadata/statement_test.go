@@ -111,7 +111,7 @@ func TestAttestationRootsDisabledIndividually(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			js := `{"aaid":"ABCD#ABCD","attestationRootCertificates":` + mustJSON(t, tc.roots) + `}`
+			js := `{"aaid":"ABCD#ABCD","attestationTypes":["basic_full"],"attestationRootCertificates":` + mustJSON(t, tc.roots) + `}`
 			st, err := ParseStatement([]byte(js))
 			if err != nil {
 				t.Fatalf("statement must still load: %v", err)
@@ -212,5 +212,23 @@ func TestParseAAGUID(t *testing.T) {
 	g, err := ParseAAGUID(" 0132d110-bf4e-4208-a403-ab4f5f12efe5 ")
 	if err != nil || g.String() != "0132d110-bf4e-4208-a403-ab4f5f12efe5" || g.IsZero() {
 		t.Fatalf("ParseAAGUID = %v, %v", g, err)
+	}
+}
+
+// TestStatementWithoutAttestationTypes: a statement that lists no known attestation type
+// loads with a warning (FIDO2 and UAF trust then allow no type).
+func TestStatementWithoutAttestationTypes(t *testing.T) {
+	for _, js := range []string{`{"aaid":"ABCD#ABCD"}`, `{"aaid":"ABCD#ABCD","attestationTypes":["tag_attestation_unknown"]}`} {
+		st, err := ParseStatement([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, w := range st.Warnings {
+			found = found || w.Field == "attestationTypes"
+		}
+		if len(st.AttestationTypes) != 0 || !found {
+			t.Errorf("%s: types %v, warnings %v", js, st.AttestationTypes, st.Warnings)
+		}
 	}
 }

@@ -177,8 +177,8 @@ func (s *Service) fail(ctx context.Context, p *pending, err error) error {
 }
 
 // checkOrigin refuses a result whose clientDataJSON.origin is not exactly one of the
-// configured origins (WebAuthn L3 §7.1 step 9, §7.2 step 13). go-webauthn compares only
-// scheme and host, so a path, user information or another port would pass it.
+// configured origins (WebAuthn L3 §7.1 step 9, §7.2 step 13). go-webauthn compares the
+// parsed scheme and host[:port] only, so a path, a query or user information would pass it.
 func (s *Service) checkOrigin(pc *parsedCredential) error {
 	if !s.origins[pc.origin] {
 		o := pc.origin

@@ -105,7 +105,7 @@ func (c *Config) Validate() error {
 	}
 	for _, o := range c.Origins {
 		if _, err := serializedOrigin(o); err != nil {
-			return fmt.Errorf("fido2: origins: %q is not an http(s) origin without path", o)
+			return fmt.Errorf("fido2: origins: %q is not an http(s) origin without path: %v", o, err)
 		}
 	}
 	for _, a := range c.Algorithms {

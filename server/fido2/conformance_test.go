@@ -344,7 +344,8 @@ func TestBadInputConformance(t *testing.T) {
 		{name: "cd-origin-number", req: func(r *softauthn.Request) { r.ClientData = set("origin", 1) }},
 		{name: "cd-origin-empty", req: func(r *softauthn.Request) { r.ClientData = set("origin", "") }},
 		{name: "cd-origin-wrong", req: func(r *softauthn.Request) { r.Origin = "https://evil.example" }},
-		// go-webauthn compares scheme and host only; the origin must be exactly one configured.
+		// go-webauthn compares the parsed scheme and host[:port] only; the origin must be
+		// exactly one configured (other-port is refused by go-webauthn as well).
 		{name: "cd-origin-path", req: func(r *softauthn.Request) { r.Origin = e.origin + "/login?next=1" }},
 		{name: "cd-origin-userinfo", req: func(r *softauthn.Request) {
 			r.Origin = strings.Replace(e.origin, "//", "//attacker@", 1)

@@ -179,6 +179,18 @@ func TestSafetyNetTrust(t *testing.T) {
 		return softauthn.Attestation{Format: "android-safetynet", AAGUID: testAAGUID, Key: key,
 			X5C: [][]byte{leafDER, inter.cert.Raw}, SafetyNet: mutate}
 	}
+	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedByOther := sn(good, nil)
+	signedByOther.Key = otherKey
+	misordered := sn(good, nil)
+	misordered.X5C = [][]byte{inter.cert.Raw, good}
+	es256 := sn(good, nil)
+	es256.SafetyNetHeader = func(h map[string]any) { h["alg"] = "ES256" }
+	noneAlg := sn(good, nil)
+	noneAlg.SafetyNetHeader = func(h map[string]any) { h["alg"] = "none" }
 	byRoot := func(r *testCert) func(*memTrust) {
 		return func(m *memTrust) { m.addAAGUID(testAAGUID, []string{"basic_full"}, r.cert) }
 	}
@@ -198,6 +210,12 @@ func TestSafetyNetTrust(t *testing.T) {
 			byRoot(root), "timestampMs"},
 		{"future", sn(good, func(p map[string]any) { p["timestampMs"] = time.Now().Add(time.Minute).UnixMilli() }),
 			byRoot(root), "timestampMs"},
+		{"clock-skew-tolerated", sn(good, func(p map[string]any) { p["timestampMs"] = time.Now().Add(3 * time.Second).UnixMilli() }),
+			byRoot(root), ""},
+		{"signed-by-another-key", signedByOther, byRoot(root), "does not verify"},
+		{"chain-misordered", misordered, byRoot(root), "x5c[0] is not signed by x5c[1]"},
+		{"alg-ES256", es256, byRoot(root), "not RS256"},
+		{"alg-none", noneAlg, byRoot(root), "not RS256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationEnforce })

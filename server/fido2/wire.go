@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"unicode"
 
 	"github.com/go-webauthn/webauthn/protocol"
 
@@ -272,8 +274,20 @@ func serializedOrigin(o string) (string, error) {
 	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
 		port = ""
 	}
+	for _, r := range host {
+		if r > unicode.MaxASCII {
+			return "", errors.New("host is not ASCII (write an IDN in its xn-- form)")
+		}
+	}
 	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return "", errors.New("not an IPv6 address")
+		}
+		host = "[" + a.String() + "]"
+	}
+	if host == "" {
+		return "", errors.New("no host")
 	}
 	if port != "" {
 		return scheme + "://" + host + ":" + port, nil

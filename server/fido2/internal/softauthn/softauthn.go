@@ -129,6 +129,8 @@ type Attestation struct {
 	// SafetyNet mutates the payload of an "android-safetynet" response (signed by Key, an
 	// RSA key, with X5C in the JWS header) before it is signed.
 	SafetyNet func(payload map[string]any)
+	// SafetyNetHeader mutates the JWS header of an "android-safetynet" response.
+	SafetyNetHeader func(header map[string]any)
 }
 
 // Request is the client side of one ceremony.
@@ -333,7 +335,11 @@ func safetyNetResponse(att Attestation, msg []byte) ([]byte, error) {
 	if att.SafetyNet != nil {
 		att.SafetyNet(payload)
 	}
-	hb, err := json.Marshal(map[string]any{"alg": "RS256", "x5c": x5c})
+	header := map[string]any{"alg": "RS256", "x5c": x5c}
+	if att.SafetyNetHeader != nil {
+		att.SafetyNetHeader(header)
+	}
+	hb, err := json.Marshal(header)
 	if err != nil {
 		return nil, err
 	}
