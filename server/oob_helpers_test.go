@@ -16,9 +16,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
 
+	devoob "github.com/fidoserver/hwfido/authenticatord/oob"
 	"github.com/fidoserver/hwfido/server/oob"
 	"github.com/fidoserver/hwfido/uaf"
 )
@@ -117,26 +116,23 @@ func (e *env) status(sid string) *oob.StatusResponse {
 	return &r
 }
 
-// decodeQR reads the QR code in a standard-Base64 PNG.
+// decodeQR reads the QR code in a standard-Base64 PNG the way the daemon does
+// (devoob.DecodeQR: ZXing, with the pure-barcode fallback for the codes whose finder
+// patterns the detector misplaces).
 func decodeQR(t *testing.T, b64 string) string {
 	t.Helper()
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		t.Fatalf("QR response is not base64: %v", err)
 	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
+	if _, err := png.DecodeConfig(bytes.NewReader(raw)); err != nil {
 		t.Fatalf("QR response is not a PNG: %v", err)
 	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	text, err := devoob.DecodeQR(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatalf("QR does not decode: %v", err)
 	}
-	return res.GetText()
+	return text
 }
 
 // oobPayload is the payload as a device sees it.
