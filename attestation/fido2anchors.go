@@ -3,6 +3,8 @@ package attestation
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -121,16 +123,24 @@ func (m *MetadataAnchors) status(st *metadata.Statement, c metadata.StatusCheck,
 	return err
 }
 
+// ErrChainUnknown is returned by the chain function of
+// [MetadataAnchors.FIDO2AuthenticationStatus] when the credential's attestation chain
+// was not kept: reports naming a batch then apply (fail closed).
+var ErrChainUnknown = errors.New("attestation: attestation chain not known")
+
 // FIDO2AuthenticationStatus checks, for an authentication with a credential of the
 // authenticator model aaguid, the model's MDS status at now with the status policy's
 // CheckInUse: the latest model-wide report in effect must not make registered keys
 // untrustworthy (REVOKED, USER_VERIFICATION_BYPASS, ATTESTATION_KEY_COMPROMISE,
 // USER_KEY_*_COMPROMISE, or denied by the policy); UPDATE_AVAILABLE, RETIRED and unknown
-// statuses do not lock out keys in use. Reports naming an attestation certificate are
-// left out: they concern the attestation, which was checked at registration. No
-// statement, or a zero AAGUID (U2F), is nil; in monitor mode a refusal is logged and
-// accepted. A refusal matches metadata.ErrUnacceptableStatus.
-func (m *MetadataAnchors) FIDO2AuthenticationStatus(_ context.Context, aaguid [16]byte, now time.Time) error {
+// statuses do not lock out keys in use. When a report naming a batch's certificate is in
+// effect, chain (nil: not known) is asked for the credential's attestation chain (leaf
+// first, DER; empty for self or no attestation) and the batch's latest report must be
+// acceptable too; a chain that is not known ([ErrChainUnknown]) or does not parse counts
+// as any batch, another error of chain is returned. No statement, or a zero AAGUID (U2F), is nil; in monitor mode a refusal
+// is logged and accepted. A refusal matches metadata.ErrUnacceptableStatus.
+func (m *MetadataAnchors) FIDO2AuthenticationStatus(ctx context.Context, aaguid [16]byte, now time.Time,
+	chain func(context.Context) ([][]byte, error)) error {
 	if aaguid == ([16]byte{}) {
 		return nil
 	}
@@ -138,7 +148,31 @@ func (m *MetadataAnchors) FIDO2AuthenticationStatus(_ context.Context, aaguid [1
 	if !ok {
 		return nil
 	}
-	return m.status(st, metadata.StatusCheck{Time: now, ModelOnly: true}, m.opts.Status.CheckInUse)
+	c := metadata.StatusCheck{Time: now, ModelOnly: true}
+	if chain != nil && st.HasBatchReports(now) {
+		der, err := chain(ctx)
+		switch {
+		case errors.Is(err, ErrChainUnknown):
+			c = metadata.StatusCheck{Time: now} // any batch (fail closed)
+		case err != nil:
+			return fmt.Errorf("attestation: the credential's attestation chain: %w", err)
+		case len(der) > 0:
+			c = metadata.StatusCheck{Time: now} // without a parsed leaf: any batch (fail closed)
+			var certs []*x509.Certificate
+			for _, d := range der {
+				cert, err := x509.ParseCertificate(d)
+				if err != nil {
+					certs = nil
+					break
+				}
+				certs = append(certs, cert)
+			}
+			if len(certs) > 0 {
+				c.AttestationCertificate, c.Intermediates = certs[0], certs[1:]
+			}
+		}
+	}
+	return m.status(st, c, m.opts.Status.CheckInUse)
 }
 
 // FIDO2AnchorByAAGUID implements [FIDO2Anchors].

@@ -169,26 +169,46 @@ func TestMetadataAnchors(t *testing.T) {
 		enforce := attestation.NewMetadataAnchors(src, attestation.MetadataAnchorsOptions{})
 		monitor := attestation.NewMetadataAnchors(src, attestation.MetadataAnchorsOptions{StatusMode: attestation.StatusMonitor,
 			Logger: slog.New(slog.DiscardHandler)})
+		chainOf := func(der ...[]byte) func(context.Context) ([][]byte, error) {
+			return func(context.Context) ([][]byte, error) { return der, nil }
+		}
 		for _, tc := range []struct {
 			name    string
 			m       *attestation.MetadataAnchors
 			aaguid  metadata.AAGUID
 			at      time.Time
 			refused bool
+			chain   func(context.Context) ([][]byte, error)
 		}{
-			{"certified", enforce, aaguid, now, false},
-			{"user verification bypass", enforce, bypassed, now, true},
-			{"before the bypass report", enforce, bypassed, now.Add(-45 * time.Minute), false},
-			{"monitor", monitor, bypassed, now, false},
-			{"batch compromise left out", enforce, metadata.AAGUID{6}, now, false},
-			{"update available does not lock out keys in use", enforce, metadata.AAGUID{8}, now, false},
-			{"no statement", enforce, metadata.AAGUID{7}, now, false},
-			{"zero AAGUID", enforce, metadata.AAGUID{}, now, false},
+			{"batch compromise, the credential's leaf", enforce, metadata.AAGUID{6}, now, true, chainOf(leaf.Raw, p.inter.Raw)},
+			{"batch compromise, another batch", enforce, metadata.AAGUID{6}, now, false, chainOf(p.inter.Raw)},
+			{"batch compromise, self attestation", enforce, metadata.AAGUID{6}, now, false, chainOf()},
+			{"batch compromise, chain unreadable as certificates", enforce, metadata.AAGUID{6}, now, true, chainOf([]byte{1, 2})},
+			{"batch compromise, chain not kept", enforce, metadata.AAGUID{6}, now, true,
+				func(context.Context) ([][]byte, error) { return nil, attestation.ErrChainUnknown }},
+			{"certified", enforce, aaguid, now, false, nil},
+			{"user verification bypass", enforce, bypassed, now, true, nil},
+			{"before the bypass report", enforce, bypassed, now.Add(-45 * time.Minute), false, nil},
+			{"monitor", monitor, bypassed, now, false, nil},
+			{"batch compromise left out (chain not known)", enforce, metadata.AAGUID{6}, now, false, nil},
+			{"update available does not lock out keys in use", enforce, metadata.AAGUID{8}, now, false, nil},
+			{"no statement", enforce, metadata.AAGUID{7}, now, false, nil},
+			{"zero AAGUID", enforce, metadata.AAGUID{}, now, false, nil},
 		} {
-			err := tc.m.FIDO2AuthenticationStatus(ctx, tc.aaguid, tc.at)
+			err := tc.m.FIDO2AuthenticationStatus(ctx, tc.aaguid, tc.at, tc.chain)
 			if tc.refused != (err != nil) || (err != nil && !errors.Is(err, metadata.ErrUnacceptableStatus)) {
 				t.Errorf("%s: %v, want refused %v", tc.name, err, tc.refused)
 			}
+		}
+		// The chain is asked for only when a batch report is in effect; a failure to read it
+		// is an error of its own, not a status refusal.
+		failing := func(context.Context) ([][]byte, error) { return nil, errors.New("store down") }
+		if err := enforce.FIDO2AuthenticationStatus(ctx, metadata.AAGUID{6}, now, failing); err == nil ||
+			errors.Is(err, metadata.ErrUnacceptableStatus) {
+			t.Errorf("unreadable chain: %v", err)
+		}
+		if err := enforce.FIDO2AuthenticationStatus(ctx, aaguid, now, failing); err != nil {
+			t.Errorf("chain read without a batch report: %v", err)
 		}
 	})
 }

@@ -273,6 +273,17 @@ func (p StatusPolicy) Check(st *Statement, c StatusCheck) error {
 	return nil
 }
 
+// HasBatchReports reports whether a report naming an attestation certificate (a
+// batch's) is in effect at t: only then does a status check need the attestation chain.
+func (st *Statement) HasBatchReports(t time.Time) bool {
+	for i := range st.StatusReports {
+		if r := &st.StatusReports[i]; r.batchScoped() && r.inEffect(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // inUseRefused are the statuses that make keys already registered with an
 // authenticator untrustworthy. The others the policy refuses (UPDATE_AVAILABLE,
 // RETIRED, NOT_FIDO_CERTIFIED when denied, unknown ones) concern new

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/fidoserver/hwfido/attestation"
 	"github.com/fidoserver/hwfido/metadata"
 	"github.com/fidoserver/hwfido/server/fido2/record"
 	"github.com/fidoserver/hwfido/server/store"
@@ -271,13 +274,14 @@ func (s *Service) counterRefused(ctx context.Context, wu *waUser, row *record.Cr
 // authenticationStatus is implemented by a [TrustSource] that can tell an authenticator
 // model's current metadata status (*attestation.MetadataAnchors).
 type authenticationStatus interface {
-	FIDO2AuthenticationStatus(ctx context.Context, aaguid [16]byte, now time.Time) error
+	FIDO2AuthenticationStatus(ctx context.Context, aaguid [16]byte, now time.Time,
+		chain func(context.Context) ([][]byte, error)) error
 }
 
 // authenticatorStatus refuses a login with a credential whose authenticator model the
-// metadata now reports as revoked, compromised or with user verification bypassed (the
-// status policy and status mode of the metadata decide; a refusal at registration is
-// the same decision made earlier). Without an attestation policy the metadata is not
+// metadata now reports as revoked, compromised or with user verification bypassed, or
+// whose attestation chain belongs to a batch reported compromised (the status policy and
+// status mode of the metadata decide). Without an attestation policy the metadata is not
 // consulted.
 func (s *Service) authenticatorStatus(ctx context.Context, wu *waUser, row *record.Credential) error {
 	sc, ok := s.deps.Trust.(authenticationStatus)
@@ -286,7 +290,21 @@ func (s *Service) authenticatorStatus(ctx context.Context, wu *waUser, row *reco
 	}
 	var aaguid [16]byte
 	copy(aaguid[:], row.AAGUID)
-	err := sc.FIDO2AuthenticationStatus(ctx, aaguid, s.now())
+	// The attestation chain is read (with the credential's record) only when the metadata
+	// names a batch in a report in effect, which is rare.
+	chain := func(ctx context.Context) ([][]byte, error) {
+		creds, err := s.deps.Store.FIDO2Credentials(ctx, wu.user.Username, s.cfg.RPID)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range creds {
+			if c.ID == row.ID {
+				return recordChain(c.Record)
+			}
+		}
+		return nil, store.ErrNotFound
+	}
+	err := sc.FIDO2AuthenticationStatus(ctx, aaguid, s.now(), chain)
 	if errors.Is(err, metadata.ErrUnacceptableStatus) {
 		s.log.Warn("fido2 audit: login refused by authenticator status", "user", wu.user.Username,
 			"aaguid", formatAAGUID(row.AAGUID), "err", err)
@@ -296,4 +314,30 @@ func (s *Service) authenticatorStatus(ctx context.Context, wu *waUser, row *reco
 		return fmt.Errorf("fido2: authenticator status: %w", err)
 	}
 	return nil
+}
+
+// recordChain returns the attestation chain (leaf first, DER) kept in a credential's
+// record: the raw attestation object go-webauthn stored at registration; a format without
+// a chain gives none. A record that holds no readable attestation object gives
+// attestation.ErrChainUnknown (reports naming a batch then apply).
+func recordChain(rec []byte) ([][]byte, error) {
+	var c webauthn.Credential
+	if err := json.Unmarshal(rec, &c); err != nil {
+		return nil, fmt.Errorf("%w: credential record: %v", attestation.ErrChainUnknown, err)
+	}
+	var obj struct {
+		Format  string         `cbor:"fmt"`
+		AttStmt map[string]any `cbor:"attStmt"`
+	}
+	if len(c.Attestation.Object) == 0 {
+		return nil, fmt.Errorf("%w: the credential record holds no attestation object", attestation.ErrChainUnknown)
+	}
+	if err := webauthncbor.Unmarshal(c.Attestation.Object, &obj); err != nil {
+		return nil, fmt.Errorf("%w: credential record attestation object: %v", attestation.ErrChainUnknown, err)
+	}
+	ev, err := attestationChain(obj.Format, obj.AttStmt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", attestation.ErrChainUnknown, err)
+	}
+	return ev.x5c, nil
 }

@@ -1,6 +1,7 @@
 package fido2_test
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -138,5 +139,76 @@ func TestIssuerSignerUV(t *testing.T) {
 		if claims["op"] != "fido2-auth" || claims["uv"] != uv {
 			t.Fatalf("UV %v: token claims %v", uv, claims)
 		}
+	}
+}
+
+// TestMetadataBatchStatusAtLogin: a report naming the CA of one batch, published after
+// registration, stops logins with credentials attested by that batch (the chain is read
+// from the credential's record), and not those of another batch or of self attestation
+// of the same model.
+func TestMetadataBatchStatusAtLogin(t *testing.T) {
+	aaguid := [16]byte{0xba, 0x7c, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+	ch := newChain(t, aaguid)
+	now := time.Now()
+	statement := func(reports ...metadata.StatusReport) *metadata.Set {
+		return metadata.NewSet(&metadata.Statement{AAGUID: metadata.AAGUID(aaguid), ProtocolFamily: "fido2",
+			Description: "batch test key", AttestationTypes: []uint16{0x3E07, 0x3E08}, // basic_full, basic_surrogate
+			AttestationRoots: []*x509.Certificate{ch.root.cert}, StatusReports: reports})
+	}
+	certified := metadata.StatusReport{Status: metadata.StatusFIDOCertifiedL1, EffectiveDate: now.Add(-72 * time.Hour)}
+	compromised := func(c *x509.Certificate) metadata.StatusReport {
+		return metadata.StatusReport{Status: metadata.StatusAttestationKeyCompromise, EffectiveDate: now.Add(-time.Hour),
+			CertificateDER: c.Raw, Certificate: c}
+	}
+	cat := metadata.NewCatalog(statement(certified))
+	e := newEnvDeps(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationEnforce },
+		func(d *fido2.Deps) { d.Trust = attestation.NewMetadataAnchors(cat, attestation.MetadataAnchorsOptions{}) })
+	full, res := registerSoft(t, e, "full", softauthn.ES256, softauthn.Attestation{Format: "packed", AAGUID: aaguid,
+		Key: ch.leaf.key, X5C: [][]byte{ch.leaf.cert.Raw, ch.inter.cert.Raw}})
+	if res["attestationTrust"] != "trusted" {
+		t.Fatalf("full attestation: %v", res)
+	}
+	self, _ := registerSoft(t, e, "self", softauthn.ES256, softauthn.Attestation{Format: "packed", AAGUID: aaguid})
+	login := func(user string, c *softauthn.Credential) (int, map[string]any) {
+		t.Helper()
+		_, o := e.post("/assertion/options", map[string]any{"username": user}, nil)
+		body, err := softauthn.Get(c, request(t, e, o, softauthn.FlagUP|softauthn.FlagUV), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.post("/assertion/result", body, nil)
+	}
+	other := newChain(t, aaguid)
+	for _, tc := range []struct {
+		name       string
+		reports    []metadata.StatusReport
+		fullOK     bool
+		selfOK     bool
+		wantReason string
+	}{
+		{"certified", []metadata.StatusReport{certified}, true, true, ""},
+		{"this batch's CA compromised", []metadata.StatusReport{certified, compromised(ch.inter.cert)}, false, true, "ATTESTATION_KEY_COMPROMISE"},
+		{"another batch compromised", []metadata.StatusReport{certified, compromised(other.inter.cert)}, true, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cat.Replace(statement(tc.reports...))
+			before := snapshot(t, e, "full")
+			code, res := login("full", full)
+			if (code == 200) != tc.fullOK {
+				t.Fatalf("full attestation login: %d %v", code, res)
+			}
+			if !tc.fullOK {
+				if msg, _ := res["errorMessage"].(string); code != 400 || !strings.Contains(msg, tc.wantReason) {
+					t.Fatalf("refusal %d %v", code, res)
+				}
+				if after := snapshot(t, e, "full"); after != before {
+					t.Fatalf("refused login changed the store: %q -> %q", before, after)
+				}
+				full.Counter-- // the refused assertion's counter was not stored
+			}
+			if code, res := login("self", self); (code == 200) != tc.selfOK {
+				t.Fatalf("self attestation login: %d %v", code, res)
+			}
+		})
 	}
 }
