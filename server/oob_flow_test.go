@@ -245,6 +245,8 @@ func TestOOBDispatchBadInput(t *testing.T) {
 		{"dispatchInformation reserved data key", map[string]any{"dispatcher": "link", "dispatchInformation": `{"data":{"token":"mine"}}`, "getUafRequest": auth}, 400},
 		{"dispatchInformation not a string", map[string]any{"dispatcher": "link", "dispatchInformation": map[string]any{}, "getUafRequest": auth}, 400},
 		{"oversized transaction", map[string]any{"dispatcher": "link", "getUafRequest": getUAF("Auth", map[string]string{"transaction": strings.Repeat("x", 201)})}, 400},
+		{"transaction that redraws a terminal", map[string]any{"dispatcher": "link", "getUafRequest": getUAF("Auth",
+			map[string]string{"transaction": "Pay 9999 EUR\r\x1b[2KPay 10 EUR"})}, 400},
 		{"unknown policy", map[string]any{"dispatcher": "link", "getUafRequest": getUAF("Auth", map[string]string{"policy": "nope"})}, 400},
 		{"no getUafRequest", map[string]any{"dispatcher": "link"}, 400},
 		{"unknown member", map[string]any{"dispatcher": "link", "getUafRequest": auth, "x": 1}, 400},

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fidoserver/hwfido/authenticatord/asm"
 	"github.com/fidoserver/hwfido/uaf"
@@ -471,8 +470,13 @@ func pickTransaction(pr *Prepared, txs []uaf.Transaction) error {
 			continue
 		}
 		b, err := uaf.DecodeBase64URL(txs[i].Content)
-		if err != nil || !utf8.Valid(b) || len(b) == 0 {
-			return fail(uaf.ErrorInvalidTransactionContent, "transaction content is not base64url UTF-8 text", err)
+		if err != nil {
+			return fail(uaf.ErrorInvalidTransactionContent, "transaction content is not base64url", err)
+		}
+		// What is shown must be what is signed: no control, bidirectional or invisible
+		// characters that would make a display differ from the text.
+		if err := uaf.CheckTransactionText(string(b)); err != nil {
+			return fail(uaf.ErrorInvalidTransactionContent, "transaction text refused", err)
 		}
 		pr.Transaction = &txs[i]
 		pr.TransactionText = string(b)

@@ -78,6 +78,15 @@ func TestPickTransaction(t *testing.T) {
 	if err != nil || p.TransactionText != "Pay 1 EUR" {
 		t.Fatalf("text: %v %q", err, p.TransactionText)
 	}
+	// A text that would redraw itself on a terminal (what is shown is not what is signed)
+	// or reorder itself (bidirectional override) is refused before anything is signed.
+	for _, bad := range []string{"Pay 9999 EUR to Mallory\r\x1b[2K\x1b[1APay 10 EUR to Alice", "Pay 10 EUR \u202E00001"} {
+		var q Prepared
+		err = pickTransaction(&q, []uaf.Transaction{{ContentType: "text/plain", Content: uaf.EncodeBase64URL([]byte(bad))}})
+		if CodeOf(err) != uaf.ErrorInvalidTransactionContent || q.Transaction != nil {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
 }
 
 // TestRedeemRefusals: a redeem URL off loopback without TLS, an unknown operation and a

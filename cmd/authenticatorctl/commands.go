@@ -162,7 +162,7 @@ func flow(ctx context.Context, c *localclient.Client, e *ioEnv, op uaf.Operation
 	}
 	confirm := true
 	if b.HasTransaction {
-		fmt.Fprintf(e.stderr, "Transaction from %s:\n  %s\n", b.AppID, b.Transaction)
+		fmt.Fprintf(e.stderr, "Transaction from %s:\n  %s\n", uaf.EscapeForTerminal(b.AppID), uaf.EscapeForTerminal(b.Transaction))
 		switch {
 		case f.reject:
 			confirm = false

@@ -134,15 +134,16 @@ func (d *decision) check() error {
 // decide shows a pending operation, asks for confirmation (transactions)
 // and the PIN, and finishes it.
 func decide(ctx context.Context, c *localclient.Client, e *ioEnv, p *localapi.OOBPending, d *decision) int {
-	fmt.Fprintf(e.stderr, "Out-of-band %s from %s (AppID %s)", opName(p.Op), p.Server, p.AppID)
+	fmt.Fprintf(e.stderr, "Out-of-band %s from %s (AppID %s)", opName(p.Op), uaf.EscapeForTerminal(p.Server),
+		uaf.EscapeForTerminal(p.AppID))
 	if p.Username != "" {
-		fmt.Fprintf(e.stderr, " for %s", p.Username)
+		fmt.Fprintf(e.stderr, " for %s", uaf.EscapeForTerminal(p.Username))
 	}
 	fmt.Fprintln(e.stderr)
 	confirm := !d.reject
 	var err error
 	if p.HasTransaction {
-		fmt.Fprintf(e.stderr, "Transaction:\n  %s\n", p.Transaction)
+		fmt.Fprintf(e.stderr, "Transaction:\n  %s\n", uaf.EscapeForTerminal(p.Transaction))
 		if !d.reject && !d.yes {
 			confirm, err = askConfirm(e, "Confirm this transaction? [y/N] ")
 			if err != nil {

@@ -162,7 +162,9 @@ func TestMetadataBatchStatusAtLogin(t *testing.T) {
 	}
 	cat := metadata.NewCatalog(statement(certified))
 	e := newEnvDeps(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationEnforce },
-		func(d *fido2.Deps) { d.Trust = attestation.NewMetadataAnchors(cat, attestation.MetadataAnchorsOptions{}) })
+		func(d *fido2.Deps) {
+			d.Trust = attestation.NewMetadataAnchors(cat, attestation.MetadataAnchorsOptions{})
+		})
 	full, res := registerSoft(t, e, "full", softauthn.ES256, softauthn.Attestation{Format: "packed", AAGUID: aaguid,
 		Key: ch.leaf.key, X5C: [][]byte{ch.leaf.cert.Raw, ch.inter.cert.Raw}})
 	if res["attestationTrust"] != "trusted" {

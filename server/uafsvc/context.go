@@ -4,7 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
+
+	"github.com/fidoserver/hwfido/uaf"
 )
 
 // The keys of the stringified GetUAFRequest.context objects. nevisFIDO documents only
@@ -84,13 +85,14 @@ func (c authContext) transaction() (*txContext, error) {
 // maxPNG bounds a transaction image (decoded).
 const maxPNG = 64 << 10
 
-// checkTx enforces the UAF limits: text/plain is UTF-8 of at most 200 characters, image/png
-// is a PNG.
+// checkTx enforces the UAF limits: text/plain is UTF-8 of at most 200 characters that
+// displays as it is signed (uaf.CheckTransactionText), image/png is a PNG.
 func checkTx(tx *txContext) (*txContext, error) {
 	switch tx.ContentType {
 	case "text/plain":
-		if tx.Content == "" || !utf8.ValidString(tx.Content) || utf8.RuneCountInString(tx.Content) > 200 {
-			return nil, badRequest("transaction text must be 1..200 UTF-8 characters")
+		if err := uaf.CheckTransactionText(tx.Content); err != nil {
+			return nil, badRequest("transaction text must be 1..200 UTF-8 characters without control, " +
+				"bidirectional or invisible characters (" + err.Error() + ")")
 		}
 	case "image/png":
 		b, err := decodeB64(tx.Content)
