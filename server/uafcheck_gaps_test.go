@@ -8,11 +8,13 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fidoserver/hwfido/metadata"
+	"github.com/fidoserver/hwfido/server/callerauth"
 	"github.com/fidoserver/hwfido/server/store"
 	"github.com/fidoserver/hwfido/uaf"
 	"github.com/fidoserver/hwfido/uaf/uaftest"
@@ -381,6 +383,58 @@ func TestUAFCheckBatchCompromise(t *testing.T) {
 	r := e.request("Auth", map[string]any{"username": "batch"})
 	if sr := e.respond("Auth", answer(r)); sr.StatusCode != uaf.StatusOK {
 		t.Fatalf("another batch's compromise refused the authentication: %d %s", sr.StatusCode, sr.Description)
+	}
+}
+
+// TestUAFCheckStepUpPolicy: a step-up (or transaction confirmation) request names a policy,
+// which limits the user's keys the request offers and is applied again to each
+// assertion: a key the policy does not accept (not in its accepted list, or disallowed)
+// is refused with 1492 even when the client answers with it, and a user none of whose
+// keys the policy accepts gets 1404.
+func TestUAFCheckStepUpPolicy(t *testing.T) {
+	a, sta := newCheckAuthr(t, uaftest.Options{AAID: "FFFF#FC01"})
+	b, stb := newCheckAuthr(t, uaftest.Options{AAID: "FFFF#FC03"})
+	e := newCheckEnv(t, sta, stb)
+	registerCheck(t, e, a, "zoe")
+	registerCheck(t, e, b, "zoe")
+	registerCheck(t, e, b, "yan")
+	policyOf := func(r *uaf.ReturnUAFRequest) any {
+		var msgs []map[string]any
+		if err := json.Unmarshal([]byte(r.UAFRequest), &msgs); err != nil {
+			t.Fatal(err)
+		}
+		return msgs[0]["policy"]
+	}
+	open := policyOf(e.request("Auth", map[string]any{"username": "zoe"})) // both keys
+	for _, name := range []string{"fc01-only", "no-fc03"} {
+		r := e.request("Auth", map[string]any{"username": "zoe", "policy": name})
+		if strings.Contains(r.UAFRequest, b.AAID()) && name == "fc01-only" {
+			t.Fatalf("%s: the request offers the FC03 key: %s", name, r.UAFRequest)
+		}
+		// The FC03 authenticator answers as if the request had offered its key.
+		var msgs []map[string]any
+		if err := json.Unmarshal([]byte(r.UAFRequest), &msgs); err != nil {
+			t.Fatal(err)
+		}
+		msgs[0]["policy"] = open
+		loose := *r
+		raw, _ := json.Marshal(msgs)
+		loose.UAFRequest = string(raw)
+		before := e.regs("zoe")
+		wantRefused(t, e.respond("Auth", uafAnswer(t, b, &loose, facetID)), uaf.StatusUnacceptableAuthenticator, "not accepted by the policy")
+		if after := e.regs("zoe"); after[0].SignCounter != before[0].SignCounter || after[1].SignCounter != before[1].SignCounter {
+			t.Fatalf("%s: a refused step-up moved a counter", name)
+		}
+		// The same request answered with the FC01 key succeeds (it was not consumed).
+		if sr := e.respond("Auth", uafAnswer(t, a, r, facetID)); sr.StatusCode != uaf.StatusOK {
+			t.Fatalf("%s: FC01 step-up: %d %s", name, sr.StatusCode, sr.Description)
+		}
+	}
+	c, _ := json.Marshal(map[string]any{"username": "yan", "policy": "fc01-only"})
+	body, _ := json.Marshal(uaf.GetUAFRequest{Op: uaf.OpAuth, Context: string(c)})
+	r, err := e.svc.Request(context.Background(), "Auth", body, &callerauth.Caller{Trusted: true, Subject: "uafcheck"})
+	if err != nil || r.(*uaf.ReturnUAFRequest).StatusCode != uaf.StatusNotFound {
+		t.Fatalf("user without an accepted key: %v %+v", err, r)
 	}
 }
 

@@ -145,6 +145,10 @@ var checkPolicies = map[string]uaf.Policy{
 	"default": {Accepted: [][]uaf.MatchCriteria{{{AssertionSchemes: []string{uaf.AssertionSchemeUAFV1TLV},
 		AuthenticationAlgorithms: []uaf.Alg{1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}}}}},
 	"fc01-only": {Accepted: [][]uaf.MatchCriteria{{{AAID: []string{"FFFF#FC01"}}}}},
+	// the default policy without one model
+	"no-fc03": {Accepted: [][]uaf.MatchCriteria{{{AssertionSchemes: []string{uaf.AssertionSchemeUAFV1TLV},
+		AuthenticationAlgorithms: []uaf.Alg{1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}}}},
+		Disallowed: []uaf.MatchCriteria{{AAID: []string{"FFFF#FC03"}}}},
 	// two authenticators: one with fingerprint verification and one with a hardware key
 	"fp-and-hw": {Accepted: [][]uaf.MatchCriteria{{
 		{UserVerification: uaf.Ptr(uaf.UserVerifyFingerprint), AssertionSchemes: []string{uaf.AssertionSchemeUAFV1TLV},

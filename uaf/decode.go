@@ -110,7 +110,7 @@ func (r *Request) Header() OperationHeader {
 // splitMessages checks that data is a JSON array of 1..MaxMessages objects
 // with a valid header each, refuses duplicate versions and returns the UAF 1.1
 // message with its op.
-func splitMessages(data []byte, what string) (json.RawMessage, Operation, error) {
+func splitMessages(data []byte, what string, only11 bool) (json.RawMessage, Operation, error) {
 	raw, err := single(data, MaxMessageSize, what)
 	if err != nil {
 		return nil, "", err
@@ -151,6 +151,9 @@ func splitMessages(data []byte, what string) (json.RawMessage, Operation, error)
 		if seen[hdr.UPV] {
 			return nil, "", contentErr(ErrVersion, "%s: duplicate version %d.%d", path, hdr.UPV.Major, hdr.UPV.Minor)
 		}
+		if only11 && hdr.UPV != Version11 {
+			return nil, "", contentErr(ErrVersion, "%s: version %d.%d was not requested (only 1.1)", path, hdr.UPV.Major, hdr.UPV.Minor)
+		}
 		seen[hdr.UPV] = true
 		switch hdr.Op {
 		case OpReg, OpAuth, OpDereg:
@@ -169,11 +172,12 @@ func splitMessages(data []byte, what string) (json.RawMessage, Operation, error)
 
 // DecodeResponse decodes a uafResponse string (the JSON array of response
 // messages) strictly: JSON types of every member, no null, no duplicate
-// members or versions, bounded sizes, no trailing data. It returns the UAF 1.1
+// members, bounded sizes, no trailing data, and one message, of version 1.1
+// (the only version a server of this package requests). It returns that
 // message; op must be Reg or Auth. All errors are [*Error] with
 // StatusUnacceptableContent (1498).
 func DecodeResponse(data []byte) (*Response, error) {
-	m, op, err := splitMessages(data, "uafResponse")
+	m, op, err := splitMessages(data, "uafResponse", true)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +202,7 @@ func DecodeResponse(data []byte) (*Response, error) {
 // messages) with the same strictness as [DecodeResponse] and returns the UAF
 // 1.1 message. An authenticator daemon uses it on server data.
 func DecodeRequest(data []byte) (*Request, error) {
-	m, op, err := splitMessages(data, "uafRequest")
+	m, op, err := splitMessages(data, "uafRequest", false)
 	if err != nil {
 		return nil, err
 	}

@@ -17,11 +17,13 @@ func TestDecodeResponse(t *testing.T) {
 	}
 	msg := strings.TrimSuffix(strings.TrimPrefix(goodReg, "["), "]")
 	bad := map[string]string{
-		"not array":           msg,
-		"empty array":         `[]`,
-		"trailing data":       goodReg + `{}`,
-		"trailing array":      goodReg + `[]`,
-		"duplicate version":   "[" + msg + "," + msg + "]",
+		"not array":         msg,
+		"empty array":       `[]`,
+		"trailing data":     goodReg + `{}`,
+		"trailing array":    goodReg + `[]`,
+		"duplicate version": "[" + msg + "," + msg + "]",
+		// The server requested 1.1 only: another version's message is not an answer to it.
+		"extra 1.0 message":   "[" + msg + `,{"header":{"upv":{"major":1,"minor":0},"op":"Dereg"},"whatever":[1,2,3]}]`,
 		"upv 1.0":             strings.Replace(goodReg, `"minor":1`, `"minor":0`, 1),
 		"upv 1.7":             strings.Replace(goodReg, `"minor":1`, `"minor":7`, 1),
 		"upv fraction":        strings.Replace(goodReg, `"minor":1`, `"minor":1.0`, 1),

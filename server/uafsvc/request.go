@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"slices"
 	"strings"
 
 	"github.com/fidoserver/hwfido/server/callerauth"
@@ -136,7 +137,8 @@ func (s *Service) regRequest(ctx context.Context, c regContext, session string) 
 }
 
 // authRequest builds an AuthenticationRequest: step-up with a username (policy limited to the
-// user's keys, UAF 1.1 protocol §3.5.2), usernameless without one.
+// user's keys that the named policy accepts, UAF 1.1 protocol §3.5.2; none: 1404),
+// usernameless without one.
 func (s *Service) authRequest(ctx context.Context, c authContext, session string) (*uaf.ReturnUAFRequest, error) {
 	tx, err := c.transaction()
 	if err != nil {
@@ -154,12 +156,17 @@ func (s *Service) authRequest(ctx context.Context, c authContext, session string
 		if err != nil {
 			return nil, err
 		}
-		if len(regs) == 0 {
-			return &uaf.ReturnUAFRequest{StatusCode: uaf.StatusNotFound, Op: uaf.OpAuth}, nil
-		}
-		pol = uaf.Policy{}
+		// The user's keys that the named policy accepts (the response applies it again),
+		// with the policy's disallowed criteria for the client to apply too.
+		named := pol
+		pol = uaf.Policy{Disallowed: slices.Clone(named.Disallowed)}
 		for _, r := range regs {
-			pol.Accepted = append(pol.Accepted, []uaf.MatchCriteria{{AAID: []string{r.AAID}, KeyIDs: []string{r.KeyID}}})
+			if s.policyAcceptsKey(&named, r) {
+				pol.Accepted = append(pol.Accepted, []uaf.MatchCriteria{{AAID: []string{r.AAID}, KeyIDs: []string{r.KeyID}}})
+			}
+		}
+		if len(pol.Accepted) == 0 {
+			return &uaf.ReturnUAFRequest{StatusCode: uaf.StatusNotFound, Op: uaf.OpAuth}, nil
 		}
 	}
 	chal, err := newChallenge()
@@ -256,3 +263,15 @@ func clonePolicy(p uaf.Policy) uaf.Policy {
 
 var _ = errors.Is
 var _ = store.ErrNotFound
+
+// policyAcceptsKey reports whether policy p accepts the registered key r as its
+// authenticator's metadata describes it. A key whose AAID has no metadata (any more) is
+// offered: the response refuses it with 1480, which says why.
+func (s *Service) policyAcceptsKey(p *uaf.Policy, r store.UAFRegistration) bool {
+	st, ok := s.o.Metadata.ByAAID(r.AAID)
+	if !ok {
+		return true
+	}
+	inf := info(st, r.AAID, r.KeyID, uaf.Alg(r.SignatureAlgorithm), uaf.AttestationType(r.AttestationType))
+	return accepts(p, &inf)
+}

@@ -318,6 +318,7 @@ func (s *Service) register(ctx context.Context, send *uaf.SendUAFResponse) (*Out
 	if !ok {
 		return out, fail(uaf.StatusRequestInvalid, "the request's policy no longer exists", nil)
 	}
+	pol = clonePolicy(pol) // the user's keys are appended below; the configured one is shared
 	existing, err := s.o.Store.UAFRegistrations(ctx, c.sd.Username)
 	if err != nil {
 		return out, err
@@ -519,13 +520,11 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 	if len(msg.Assertions) == 0 {
 		return s.clientFailure(ctx, send.Context, c, out)
 	}
-	var pol uaf.Policy
-	if c.sd.Username == "" {
-		p, ok := s.o.Policies[c.sd.Policy]
-		if !ok {
-			return out, fail(uaf.StatusRequestInvalid, "the request's policy no longer exists", nil)
-		}
-		pol = p
+	// The policy the request named applies to step-up (each assertion) and usernameless
+	// (each assertion, and the set must cover an alternative) alike.
+	pol, ok := s.o.Policies[c.sd.Policy]
+	if !ok {
+		return out, fail(uaf.StatusRequestInvalid, "the request's policy no longer exists", nil)
 	}
 	var updates []store.CounterUpdate
 	var infos []uaf.AuthenticatorInfo
@@ -549,7 +548,7 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 		case reg.Username != user:
 			return out, fail(uaf.StatusUnacceptableContent, "assertions of different users", nil)
 		}
-		if c.sd.Username == "" && !accepts(&pol, &inf) {
+		if !accepts(&pol, &inf) {
 			return out, fail(uaf.StatusUnacceptableAuthenticator, "the authenticator is not accepted by the policy", nil)
 		}
 		updates = append(updates, upd)

@@ -147,10 +147,16 @@ const (
 // writeStmts lists the statements [Open] prepares on the writer.
 var writeStmts = []string{sqlConsume, sqlUpdateCounter}
 
-// consume inserts the consumption record; a duplicate means the value was used before.
+// consume inserts the consumption record; a duplicate means the value was used before. A
+// value that has expired is refused as well (store.ErrReplay): its record may already
+// have been purged, and a check of the expiry made before this transaction could have
+// passed just before it.
 func (db *DB) consume(ctx context.Context, tx *sql.Tx, c store.Consumption) error {
 	if len(c.Nonce) == 0 {
 		return errors.New("sqlite: consumption without nonce")
+	}
+	if !db.now().Before(c.ExpiresAt) {
+		return fmt.Errorf("sqlite: consume: expired at %s: %w", c.ExpiresAt.UTC().Format(time.RFC3339), store.ErrReplay)
 	}
 	st, err := db.txStmt(ctx, tx, sqlConsume)
 	if err != nil {
@@ -314,9 +320,14 @@ func (db *DB) SecurityEvents(ctx context.Context, kind string) ([]store.Security
 	return out, rows.Err()
 }
 
-// PurgeExpired implements [store.Store].
+// purgeMargin is how long a consumption record outlives its value: a node whose clock is
+// behind the purging node's by less than this still finds the record.
+const purgeMargin = 5 * time.Minute
+
+// PurgeExpired implements [store.Store]: consumption records expired more than
+// purgeMargin before now are deleted.
 func (db *DB) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
-	res, err := db.w.ExecContext(ctx, "DELETE FROM consumed WHERE expires_at < ?", ms(now))
+	res, err := db.w.ExecContext(ctx, "DELETE FROM consumed WHERE expires_at < ?", ms(now.Add(-purgeMargin)))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge: %w", err)
 	}

@@ -216,18 +216,28 @@ func testConcurrentConsume(t *testing.T, s store.Store, open Factory) {
 
 func testPurgeAndEvents(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	old := store.Consumption{Nonce: []byte("old"), ExpiresAt: time.Now().Add(-time.Hour)}
+	// A value that has expired cannot be consumed any more (its record may be gone).
+	if err := s.AuthenticateUAF(ctx, store.Consumption{Nonce: []byte("late"), ExpiresAt: time.Now().Add(-time.Second)}, nil); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("expired value consumed: %v", err)
+	}
+	old := store.Consumption{Nonce: []byte("old"), ExpiresAt: time.Now().Add(time.Second)}
 	if err := s.AuthenticateUAF(ctx, old, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AuthenticateUAF(ctx, nonce(1), nil); err != nil {
+	fresh := store.Consumption{Nonce: []byte("fresh"), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.AuthenticateUAF(ctx, fresh, nil); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.PurgeExpired(ctx, time.Now())
+	// Records are kept a while past their expiry (clock skew between nodes): one expired
+	// two minutes ago stays, one expired ten minutes ago goes.
+	if n, err := s.PurgeExpired(ctx, time.Now().Add(2*time.Minute)); err != nil || n != 0 {
+		t.Fatalf("PurgeExpired two minutes after expiry = %d, %v; want 0", n, err)
+	}
+	n, err := s.PurgeExpired(ctx, time.Now().Add(10*time.Minute))
 	if err != nil || n != 1 {
 		t.Fatalf("PurgeExpired = %d, %v; want 1", n, err)
 	}
-	if err := s.AuthenticateUAF(ctx, nonce(1), nil); !errors.Is(err, store.ErrReplay) {
+	if err := s.AuthenticateUAF(ctx, fresh, nil); !errors.Is(err, store.ErrReplay) {
 		t.Fatalf("unexpired record purged: %v", err)
 	}
 	e := store.SecurityEvent{Kind: store.EventPossibleClone, Username: "alice", AAID: "AAAA#0001", KeyID: "k", Detail: "5 -> 5"}
