@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/fidoserver/hwfido/authenticatord/asm"
+	"golang.org/x/net/publicsuffix"
+
 	"github.com/fidoserver/hwfido/uaf"
 )
 
@@ -321,8 +323,8 @@ func (c *Client) prepare(ctx context.Context, a Authenticator, server string, op
 	if ret.LifetimeMillis > 0 {
 		pr.Lifetime = time.Duration(min(ret.LifetimeMillis, int64(time.Hour/time.Millisecond))) * time.Millisecond
 	}
-	if pr.AppID == "" {
-		pr.AppID = c.facetID
+	if err := sameSite(server, pr.AppID); err != nil {
+		return nil, err
 	}
 	if err := c.checkFacet(ctx, pr.AppID); err != nil {
 		return nil, err
@@ -370,6 +372,38 @@ func (c *Client) fcParams(appID, challenge string) (string, error) {
 		return "", fail(uaf.ErrorUnknown, "encode fcParams", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// sameSite binds a request's AppID to the server that sent it: the AppID must be an
+// http(s) URL whose host is the server's host or, for domain names, shares its registrable
+// domain (eTLD+1, the rule AppID and Facets §3.1.2 applies to web callers). The daemon
+// serves many servers under one facet ID, so unlike a single app it cannot let an empty
+// AppID default to its facet ID: that would put every such server's keys under one AppID,
+// where any of them could use or deregister the others'. A server must send its appID.
+func sameSite(server, appID string) error {
+	if appID == "" {
+		return fail(uaf.ErrorUntrustedFacetID, "the server sent no appID (keys are bound to an AppID on the server's domain)", nil)
+	}
+	s, err := url.Parse(server)
+	if err != nil || s.Hostname() == "" {
+		return fail(uaf.ErrorProtocolError, "bad server URL", err)
+	}
+	a, err := url.Parse(appID)
+	if err != nil || (a.Scheme != "https" && a.Scheme != "http") || a.Hostname() == "" {
+		return fail(uaf.ErrorUntrustedFacetID, "AppID is not a URL on the server's domain", err)
+	}
+	sh, ah := strings.ToLower(s.Hostname()), strings.ToLower(a.Hostname())
+	if sh == ah {
+		return nil
+	}
+	if net.ParseIP(sh) == nil && net.ParseIP(ah) == nil {
+		sd, serr := publicsuffix.EffectiveTLDPlusOne(sh)
+		ad, aerr := publicsuffix.EffectiveTLDPlusOne(ah)
+		if serr == nil && aerr == nil && sd == ad {
+			return nil
+		}
+	}
+	return fail(uaf.ErrorUntrustedFacetID, "AppID "+a.Redacted()+" is not on the domain of the server "+s.Redacted(), nil)
 }
 
 // checkFacet implements AppID and Facets §3.1.2: an AppID equal to our facet

@@ -2,6 +2,7 @@ package uafclient
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -122,5 +123,72 @@ func TestRedeemRefusals(t *testing.T) {
 	}
 	if got.ct != "application/json" || got.body != `{"token":"tok-1"}` {
 		t.Fatalf("redeem request: %q %s", got.ct, got.body)
+	}
+}
+
+// TestSameSite: a request's AppID must be on the server's host or registrable domain; a
+// server that sends no AppID (which would default to the daemon's facet ID, shared by
+// every server) is refused.
+func TestSameSite(t *testing.T) {
+	for _, tc := range []struct {
+		server, appID string
+		ok            bool
+	}{
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/nevisfido/uaf/1.1/facets", true},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:9090/facets", true},
+		{"https://api.bank.example", "https://login.bank.example/facets", true},
+		{"https://Fido.Bank.example", "https://fido.bank.example/facets", true},
+		{"https://fido.bank.co.uk", "https://login.bank.co.uk/facets", true},
+		{"https://evil.co.uk", "https://bank.co.uk/facets", false},
+		{"https://fido.bank.example", "https://fido.bank.example.evil.net/facets", false},
+		{"https://fido.bank.example", "", false},
+		{"https://fido.bank.example", "https://device.example", false},
+		{"https://fido.bank.example", "android:apk-key-hash:abc", false},
+		{"http://127.0.0.1:8080", "http://127.0.0.2:8080/facets", false},
+		{"http://localhost:8080", "http://127.0.0.1:8080/facets", false},
+	} {
+		err := sameSite(tc.server, tc.appID)
+		if (err == nil) != tc.ok {
+			t.Errorf("sameSite(%q, %q) = %v, want ok %v", tc.server, tc.appID, err, tc.ok)
+		}
+		if err != nil && CodeOf(err) != uaf.ErrorUntrustedFacetID {
+			t.Errorf("sameSite(%q, %q): code 0x%02x", tc.server, tc.appID, int(CodeOf(err)))
+		}
+	}
+}
+
+// TestDeregisterBoundToServer: a deregistration from a server that sends no appID is
+// refused before anything is deleted (it would have named every key registered under the
+// daemon's facet ID); one with an AppID on the server's own host goes through.
+func TestDeregisterBoundToServer(t *testing.T) {
+	var appID string
+	mux := http.NewServeMux()
+	mux.HandleFunc("/facets", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"trustedFacets":[{"version":{"major":1,"minor":1},"ids":["https://device.example"]}]}`))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		hdr := `{"upv":{"major":1,"minor":1},"op":"Dereg"}`
+		if appID != "" {
+			hdr = `{"upv":{"major":1,"minor":1},"op":"Dereg","appID":"` + appID + `"}`
+		}
+		msg := `[{"header":` + hdr + `,"authenticators":[{"aaid":"FFFF#FC01","keyID":""}]}]`
+		b, _ := json.Marshal(uaf.ReturnUAFRequest{StatusCode: uaf.StatusOK, UAFRequest: msg, Op: uaf.OpDereg})
+		_, _ = w.Write(b)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c, err := New(Options{FacetID: "https://device.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func() (*Prepared, error) {
+		return c.Fetch(context.Background(), nil, FetchOptions{Server: srv.URL, Op: uaf.OpDereg, Context: `{"username":"alice"}`})
+	}
+	if pr, err := fetch(); pr != nil || CodeOf(err) != uaf.ErrorUntrustedFacetID {
+		t.Fatalf("dereg without appID: %+v %v", pr, err)
+	}
+	appID = srv.URL + "/facets"
+	if pr, err := fetch(); err != nil || pr.AppID != appID || len(pr.Deregister) != 1 {
+		t.Fatalf("dereg with the server's appID: %+v %v", pr, err)
 	}
 }
