@@ -110,6 +110,14 @@ type Options struct {
 	Logger, Audit *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// PINTriesPerUser is how many wrong PINs one OS user may have made within
+	// PINTryRecovery before its PIN tries are refused without asking the TPM
+	// (USER_LOCKOUT), so that one user cannot lock the TPM, whose failure counter is
+	// global, for all. 0 means no per-user limit.
+	PINTriesPerUser int
+	// PINTryRecovery is how long a wrong PIN counts against its user (the TPM's DA
+	// recovery time is the natural value); 0 means tpm.DefaultDAParams.RecoveryTime.
+	PINTryRecovery time.Duration
 }
 
 // Authenticator is the UAF authenticator plus ASM: it owns the TPM, the
@@ -130,6 +138,7 @@ type Authenticator struct {
 	ctrs   map[string]*ctrWindow // uid/aaid/keyID → reserved sign counters, under ctrMu
 	att    *attestation          // nil until a certificate is installed
 	akPend *tpm.KeyBlob          // attestation key created but not yet certified
+	pins   *pinGuard             // wrong PINs per OS user (nil: no limit)
 }
 
 // New opens the authenticator state in opts.StateDir.
@@ -156,6 +165,13 @@ func New(opts Options) (*Authenticator, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if opts.PINTriesPerUser > 0 {
+		rec := opts.PINTryRecovery
+		if rec <= 0 {
+			rec = tpm.DefaultDAParams.RecoveryTime
+		}
+		a.pins = newPINGuard(opts.PINTriesPerUser, rec)
 	}
 	for _, d := range []string{a.dir, filepath.Join(a.dir, "users"), filepath.Join(a.dir, "attestation")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -390,6 +406,9 @@ func (a *Authenticator) Authenticate(c Caller, in asm.AuthenticateIn, pin []byte
 		if err != nil || len(content) == 0 || !utf8.Valid(content) {
 			return nil, fail(uaf.ASMCannotRenderTransactionContent, "authenticate", badRequest("transaction content is not base64url UTF-8"))
 		}
+		if err := uaf.CheckTransactionText(string(content)); err != nil {
+			return nil, fail(uaf.ASMCannotRenderTransactionContent, "authenticate", badRequest("%v", err))
+		}
 		h := sha256.Sum256(content)
 		txHash, mode = h[:], 0x02
 	}
@@ -418,7 +437,11 @@ func (a *Authenticator) Authenticate(c Caller, in asm.AuthenticateIn, pin []byte
 	if err != nil {
 		return nil, fmt.Errorf("authr: authenticate: %w", err)
 	}
+	if err := a.pinAllowed(c); err != nil {
+		return nil, err
+	}
 	sig, err := a.tpm.SignMessage(&rec.Key, pin, sd)
+	a.pinResult(c, err)
 	if err != nil {
 		a.audit.Warn("uaf sign refused", "uid", c.UID, "keyID", base64.RawURLEncoding.EncodeToString(rec.KeyID),
 			"status", StatusOf(err))
@@ -545,7 +568,11 @@ func (a *Authenticator) ChangePIN(c Caller, oldPIN, newPIN []byte) (int, error) 
 	}
 	n := 0
 	for _, r := range st.List("") {
+		if err := a.pinAllowed(c); err != nil {
+			return n, err
+		}
 		nb, err := a.tpm.ChangePIN(&r.Key, oldPIN, newPIN)
+		a.pinResult(c, err)
 		if err != nil {
 			return n, fmt.Errorf("authr: change pin (%d keys changed): %w", n, err)
 		}
@@ -589,4 +616,21 @@ func (a *Authenticator) nextSignCounter(c Caller, st *keystore.Store, rec *keyst
 		w.next++
 	}
 	return v, nil
+}
+
+// pinAllowed refuses a PIN try of c's user while it holds its share of the TPM's
+// dictionary-attack tries (see pinGuard).
+func (a *Authenticator) pinAllowed(c Caller) error {
+	if d := a.pins.retryAfter(c.UID, a.now()); d > 0 {
+		a.audit.Warn("pin try refused: too many wrong PINs from this user", "uid", c.UID, "retryAfter", d.Round(time.Second))
+		return fail(uaf.ASMUserLockout, fmt.Sprintf("too many wrong PINs from this user; try again in %s", d.Round(time.Second)), nil)
+	}
+	return nil
+}
+
+// pinResult counts a wrong PIN (the TPM's authorisation failure) against c's user.
+func (a *Authenticator) pinResult(c Caller, err error) {
+	if err != nil && tpm.StatusOf(err) == tpm.StatusAccessDenied {
+		a.pins.failed(c.UID, a.now())
+	}
 }

@@ -74,6 +74,11 @@ type DAConfig struct {
 	MaxTries        uint32   `json:"maxTries,omitempty"`
 	RecoveryTime    Duration `json:"recoveryTime,omitempty"`
 	LockoutRecovery Duration `json:"lockoutRecovery,omitempty"`
+	// TriesPerUser is how many wrong PINs one OS user may have made within
+	// recoveryTime before the daemon refuses its PIN tries (USER_LOCKOUT) without
+	// asking the TPM, so that one user of the socket cannot lock the TPM for all.
+	// Default min(3, maxTries-1); at most maxTries-1; -1 turns the limit off.
+	TriesPerUser int `json:"triesPerUser,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("10m").
@@ -127,6 +132,9 @@ func (c *Config) Validate() error {
 	if _, err := c.DAParams(); err != nil {
 		return fmt.Errorf("daemon: da: %w", err)
 	}
+	if _, err := c.TriesPerUser(); err != nil {
+		return fmt.Errorf("daemon: da: %w", err)
+	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -142,6 +150,25 @@ func (c *Config) SocketMode() (os.FileMode, error) {
 		return 0, errors.New("daemon: socket.mode must be \"0600\" or \"0660\"")
 	}
 	return os.FileMode(m), nil
+}
+
+// TriesPerUser returns the per-user wrong-PIN limit with its default applied (0: off).
+func (c *Config) TriesPerUser() (int, error) {
+	p, err := c.DAParams()
+	if err != nil {
+		return 0, err
+	}
+	most := int(p.MaxTries) - 1
+	switch n := c.DA.TriesPerUser; {
+	case n == -1:
+		return 0, nil
+	case n == 0:
+		return max(1, min(3, most)), nil
+	case n < 0 || n > most:
+		return 0, fmt.Errorf("triesPerUser must be 1..maxTries-1 (%d) or -1", most)
+	default:
+		return n, nil
+	}
 }
 
 // DAParams returns the DA parameters with defaults applied.

@@ -74,8 +74,11 @@ func Run(ctx context.Context, c *Config, o Options) (err error) {
 			err = errors.Join(err, cerr)
 		}
 	}()
+	da, _ := c.DAParams()          // validated by ParseConfig
+	perUser, _ := c.TriesPerUser() // validated by ParseConfig
 	a, err := authr.New(authr.Options{TPM: t, StateDir: c.StateDir, AAID: c.AAID,
-		Logger: log.With("component", "authr"), Audit: log.With("audit", true)})
+		Logger: log.With("component", "authr"), Audit: log.With("audit", true),
+		PINTriesPerUser: perUser, PINTryRecovery: da.RecoveryTime})
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,8 @@ func (t *TPM) ECDH(b *KeyBlob, peer *ecdh.PublicKey) ([]byte, error) {
 	}
 	defer t.flush(h.Handle)
 	rsp, err := tpm2.ECDHZGen{
-		KeyHandle: tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: t.session(nil)},
+		// The shared point is the secret: the response is encrypted on the bus too.
+		KeyHandle: tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: t.sessionInOut(nil)},
 		InPoint: tpm2.New2B(tpm2.TPMSECCPoint{
 			X: tpm2.TPM2BECCParameter{Buffer: raw[1:33]},
 			Y: tpm2.TPM2BECCParameter{Buffer: raw[33:]},

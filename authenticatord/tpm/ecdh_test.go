@@ -69,3 +69,37 @@ func TestECDHAndDeviceKey(t *testing.T) {
 		t.Fatalf("SignDevice with UAF key: %v", err)
 	}
 }
+
+// TestECDHOutputEncrypted: the shared point TPM2_ECDH_ZGen returns crosses the bus
+// encrypted (a response-encrypting session): a bus sniffer who saw it could decrypt the
+// out-of-band payloads.
+func TestECDHOutputEncrypted(t *testing.T) {
+	tp := openSim(t, swtpmtest.Start(t, swtpmtest.Options{}))
+	sp := &spy{TPMCloser: tp.tpm}
+	tp.tpm = sp
+	b, _, err := tp.CreateDecryptionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eph, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.mu.Lock()
+	sp.rsps = nil
+	sp.mu.Unlock()
+	z, err := tp.ECDH(b, eph.PublicKey())
+	if err != nil || len(z) != 32 {
+		t.Fatalf("ECDH: %x %v", z, err)
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if len(sp.rsps) == 0 {
+		t.Fatal("no TPM response recorded")
+	}
+	for _, r := range sp.rsps {
+		if bytes.Contains(r, z) {
+			t.Fatalf("the shared secret is in clear in a TPM response: %x", r)
+		}
+	}
+}

@@ -17,13 +17,18 @@ type spy struct {
 	transport.TPMCloser
 	mu   sync.Mutex
 	cmds [][]byte
+	rsps [][]byte // the responses, in order
 }
 
 func (s *spy) Send(cmd []byte) ([]byte, error) {
 	s.mu.Lock()
 	s.cmds = append(s.cmds, append([]byte(nil), cmd...))
 	s.mu.Unlock()
-	return s.TPMCloser.Send(cmd)
+	rsp, err := s.TPMCloser.Send(cmd)
+	s.mu.Lock()
+	s.rsps = append(s.rsps, append([]byte(nil), rsp...))
+	s.mu.Unlock()
+	return rsp, err
 }
 
 // take returns and forgets the recorded commands.

@@ -274,6 +274,15 @@ func (t *TPM) session(auth []byte) tpm2.Session {
 		tpm2.AESEncryption(128, tpm2.EncryptIn))
 }
 
+// sessionInOut is session with the first response parameter encrypted as well: for
+// commands whose output is secret (the ECDH shared point).
+func (t *TPM) sessionInOut(auth []byte) tpm2.Session {
+	return tpm2.HMAC(tpm2.TPMAlgSHA256, 16,
+		tpm2.Auth(auth),
+		tpm2.Salted(t.srkHandle, t.srkPub),
+		tpm2.AESEncryption(128, tpm2.EncryptInOut))
+}
+
 // srk returns the SRK as an authorised parent handle (the SRK has an empty
 // auth value; the salted session encrypts the first parameter).
 func (t *TPM) srk() tpm2.AuthHandle {
