@@ -132,18 +132,37 @@ const (
 	ccDAParameters = 0x0000013A // TPM_CC_DictionaryAttackParameters
 )
 
-// daCommand hand-marshals a DA command (go-tpm v0.9.8 lacks both) with a
-// password session carrying lockoutAuth on TPM_RH_LOCKOUT, and sends it.
-// The caller holds t.mu.
+// daCommand hand-marshals a DA command (go-tpm v0.9.8 lacks both) on TPM_RH_LOCKOUT,
+// authorised by an HMAC session salted to the SRK (a one-shot [authSession]), so
+// lockoutAuth never crosses the bus: the TPM gets an HMAC keyed with sessionKey ‖
+// lockoutAuth, and sessionKey derives from a salt only the TPM can decrypt. The response
+// HMAC is checked. The caller holds t.mu.
 func (t *TPM) daCommand(cc uint32, lockoutAuth []byte, params []byte) error {
 	if len(lockoutAuth) > authSize {
 		return fmt.Errorf("tpm: lockoutAuth longer than %d bytes", authSize)
 	}
-	auth := binary.BigEndian.AppendUint32(nil, uint32(tpm2.TPMRSPW))
-	auth = binary.BigEndian.AppendUint16(auth, 0) // nonce
-	auth = append(auth, 0x01)                     // continueSession
-	auth = binary.BigEndian.AppendUint16(auth, uint16(len(lockoutAuth)))
-	auth = append(auth, lockoutAuth...)
+	s, err := startSession(t.tpm, t.srkHandle, t.srkPub)
+	if err != nil {
+		return err
+	}
+	// One command, no parameter to encrypt (the DA parameters are integers): the TPM
+	// ends the session when the command completes.
+	s.attrs = tpm2.TPMASession{}
+	s.auth = lockoutAuth
+	defer func() { clear(s.sessionKey) }()
+	// The Name of a permanent handle is its handle value (Part 1 §16).
+	name := tpm2.TPM2BName{Buffer: binary.BigEndian.AppendUint32(nil, uint32(tpm2.TPMRHLockout))}
+	ac, err := s.Authorize(tpm2.TPMCC(cc), params, nil, []tpm2.TPM2BName{name}, 0)
+	if err != nil {
+		_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
+		return err
+	}
+	auth := binary.BigEndian.AppendUint32(nil, uint32(ac.Handle))
+	auth = binary.BigEndian.AppendUint16(auth, uint16(len(ac.Nonce.Buffer)))
+	auth = append(auth, ac.Nonce.Buffer...)
+	auth = append(auth, attrByte(ac.Attributes))
+	auth = binary.BigEndian.AppendUint16(auth, uint16(len(ac.Authorization.Buffer)))
+	auth = append(auth, ac.Authorization.Buffer...)
 
 	cmd := binary.BigEndian.AppendUint16(nil, uint16(tpm2.TPMSTSessions))
 	cmd = binary.BigEndian.AppendUint32(cmd, 0) // size, patched below
@@ -153,19 +172,72 @@ func (t *TPM) daCommand(cc uint32, lockoutAuth []byte, params []byte) error {
 	cmd = append(cmd, auth...)
 	cmd = append(cmd, params...)
 	binary.BigEndian.PutUint32(cmd[2:6], uint32(len(cmd)))
-	defer clear32(cmd)
 
 	rsp, err := t.tpm.Send(cmd)
 	if err != nil {
+		_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
 		return classify("dictionary attack command", err)
 	}
 	if len(rsp) < headerSize {
 		return fmt.Errorf("%w: short response", ErrTransport)
 	}
 	if rc := tpm2.TPMRC(binary.BigEndian.Uint32(rsp[6:10])); rc != tpm2.TPMRCSuccess {
+		// A failed authorisation does not end the session by itself.
+		_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
 		return classify("dictionary attack command", rc)
 	}
+	// TPM_ST_SESSIONS response: header ‖ parameterSize (0: no parameters) ‖ nonceTPM
+	// (TPM2B) ‖ attributes ‖ hmac (TPM2B).
+	ra, err := parseAuthResponse(rsp)
+	if err != nil {
+		return err
+	}
+	if err := s.Validate(tpm2.TPMRCSuccess, tpm2.TPMCC(cc), nil, nil, 0, ra); err != nil {
+		return fmt.Errorf("%w: dictionary attack command: %v", ErrTransport, err)
+	}
 	return nil
+}
+
+// parseAuthResponse reads the one response authorisation of a TPM_ST_SESSIONS response
+// without response parameters.
+func parseAuthResponse(rsp []byte) (*tpm2.TPMSAuthResponse, error) {
+	short := fmt.Errorf("%w: dictionary attack response too short", ErrTransport)
+	if binary.BigEndian.Uint16(rsp[0:2]) != uint16(tpm2.TPMSTSessions) || len(rsp) < headerSize+4+2 {
+		return nil, short
+	}
+	b := rsp[headerSize:]
+	if n := binary.BigEndian.Uint32(b); n != 0 {
+		return nil, fmt.Errorf("%w: dictionary attack response has %d parameter bytes", ErrTransport, n)
+	}
+	b = b[4:]
+	read2B := func() ([]byte, bool) {
+		if len(b) < 2 {
+			return nil, false
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		if len(b) < 2+n {
+			return nil, false
+		}
+		v := b[2 : 2+n]
+		b = b[2+n:]
+		return v, true
+	}
+	nonce, ok := read2B()
+	if !ok || len(b) < 1 {
+		return nil, short
+	}
+	attrs := b[0]
+	b = b[1:]
+	mac, ok := read2B()
+	if !ok || len(b) != 0 {
+		return nil, short
+	}
+	return &tpm2.TPMSAuthResponse{
+		Nonce: tpm2.TPM2BNonce{Buffer: nonce},
+		Attributes: tpm2.TPMASession{ContinueSession: attrs&1 != 0, AuditExclusive: attrs&2 != 0,
+			AuditReset: attrs&4 != 0, Decrypt: attrs&0x20 != 0, Encrypt: attrs&0x40 != 0, Audit: attrs&0x80 != 0},
+		Authorization: tpm2.TPM2BData{Buffer: mac},
+	}, nil
 }
 
 // SetDAParams sets the dictionary-attack parameters, authorised by

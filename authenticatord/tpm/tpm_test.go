@@ -344,6 +344,8 @@ func TestLockoutAuthRequired(t *testing.T) {
 	t.Parallel()
 	sim := swtpmtest.Start(t, swtpmtest.Options{})
 	tp := openSim(t, sim)
+	sp := &spy{TPMCloser: tp.tpm}
+	tp.tpm = sp
 	authFile := filepath.Join(t.TempDir(), "lockout.auth")
 	if err := tp.Provision(ProvisionOptions{LockoutAuthFile: authFile}); err != nil {
 		t.Fatalf("Provision: %v", err)
@@ -357,6 +359,13 @@ func TestLockoutAuthRequired(t *testing.T) {
 	}
 	if err := tp.ResetLockout(lockoutAuth); err != nil {
 		t.Fatalf("ResetLockout with the provisioned auth: %v", err)
+	}
+	// Setting it (encrypted), setting the DA parameters and resetting the lockout with it
+	// (HMAC sessions) never put lockoutAuth on the bus.
+	for _, c := range sp.take() {
+		if bytes.Contains(c, lockoutAuth) {
+			t.Fatalf("lockoutAuth in clear in command %v: %x", commandCode(c), c)
+		}
 	}
 	if err := tp.ResetLockout(nil); !errors.Is(err, tpm2.TPMRCAuthFail) && !errors.Is(err, tpm2.TPMRCBadAuth) {
 		t.Fatalf("ResetLockout with the old empty auth: %v", err)
