@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,8 @@ func OpenTPM(c *Config, log *slog.Logger) (*tpm.TPM, error) {
 			_ = tr.Close()
 			return nil, fmt.Errorf("daemon: tpm.ownerAuthFile: %w", err)
 		}
+		// A file written with echo ends with a line break, which is not part of the value.
+		ownerAuth = bytes.TrimSuffix(bytes.TrimSuffix(ownerAuth, []byte("\n")), []byte("\r"))
 	}
 	t, err := tpm.Open(tpm.Options{Transport: tr, Logger: log, OwnerAuth: ownerAuth})
 	if err != nil {

@@ -35,6 +35,10 @@ func (t *TPM) AttestationSign(b *KeyBlob, digest []byte) ([]byte, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil", ErrInvalidBlob)
 	}
+	if len(b.Salt) != 0 {
+		// A PIN-gated key would cost a dictionary-attack try on every registration.
+		return nil, fmt.Errorf("%w: a PIN-gated key is not an attestation key", ErrInvalidBlob)
+	}
 	return t.sign(b, nil, digest)
 }
 

@@ -51,6 +51,14 @@ func TestECDHAndDeviceKey(t *testing.T) {
 		t.Fatalf("SignDevice: %v", err)
 	}
 	verifyRaw(t, spub, d, raw)
+	// A PIN-gated key is not an attestation key (it would cost a DA try per use).
+	pk, err := tp.CreateKey(pin1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.AttestationSign(pk, d); !errors.Is(err, ErrInvalidBlob) {
+		t.Fatalf("AttestationSign with a PIN-gated key: %v", err)
+	}
 	// The decryption key cannot sign, the signing key cannot do ECDH.
 	if _, err := tp.SignDevice(b, d); err == nil {
 		t.Fatal("decryption key signed")
