@@ -109,8 +109,9 @@ func PeerOf(ctx context.Context) (Peer, bool) {
 	return p, ok
 }
 
-// peerCred reads SO_PEERCRED of a Unix socket connection.
-func peerCred(c net.Conn) (Peer, error) {
+// PeerCredentials reads SO_PEERCRED of a Unix socket connection: the process at the other
+// end (the daemon checks its clients with it, the client checks the daemon).
+func PeerCredentials(c net.Conn) (Peer, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return Peer{}, errors.New("localapi: not a unix socket")
@@ -176,7 +177,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			p, err := peerCred(c)
+			p, err := PeerCredentials(c)
 			if err != nil {
 				return ctx // no peer: every request is refused
 			}

@@ -11,6 +11,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fidoserver/hwfido/authenticatord/asm"
@@ -48,11 +51,43 @@ func New(socket string, timeout time.Duration) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			c, err := d.DialContext(ctx, "unix", socket)
+			if err != nil {
+				return nil, err
+			}
+			// The daemon is who we send PINs and caller tokens to: a process of another
+			// user that bound the path first (e.g. under /tmp) must not get them.
+			p, err := localapi.PeerCredentials(c)
+			if err == nil && !TrustedDaemonUID(p.UID) {
+				err = fmt.Errorf("the process at %s runs as uid %d, not root, you or $%s", socket, p.UID, DaemonUIDEnv)
+			}
+			if err != nil {
+				_ = c.Close()
+				return nil, fmt.Errorf("localclient: %w", err)
+			}
+			return c, nil
 		},
 		MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second,
 	}
 	return &Client{hc: &http.Client{Transport: tr, Timeout: timeout}}
+}
+
+// DaemonUIDEnv names the environment variable with the numeric uid of a daemon that runs
+// as a dedicated user (root and the caller's own uid are always trusted).
+const DaemonUIDEnv = "AUTHENTICATORD_UID"
+
+// TrustedDaemonUID reports whether a daemon process running as uid may be sent secrets:
+// root, the caller's own uid, or the uid in $AUTHENTICATORD_UID.
+func TrustedDaemonUID(uid uint32) bool {
+	if uid == 0 || int64(uid) == int64(os.Getuid()) {
+		return true
+	}
+	v, ok := os.LookupEnv(DaemonUIDEnv)
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+	return err == nil && uint32(n) == uid
 }
 
 // Close releases idle connections.
