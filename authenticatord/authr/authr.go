@@ -437,11 +437,12 @@ func (a *Authenticator) Authenticate(c Caller, in asm.AuthenticateIn, pin []byte
 	if err != nil {
 		return nil, fmt.Errorf("authr: authenticate: %w", err)
 	}
-	if err := a.pinAllowed(c); err != nil {
+	done, err := a.pinTry(c)
+	if err != nil {
 		return nil, err
 	}
 	sig, err := a.tpm.SignMessage(&rec.Key, pin, sd)
-	a.pinResult(c, err)
+	done(err)
 	if err != nil {
 		a.audit.Warn("uaf sign refused", "uid", c.UID, "keyID", base64.RawURLEncoding.EncodeToString(rec.KeyID),
 			"status", StatusOf(err))
@@ -568,11 +569,12 @@ func (a *Authenticator) ChangePIN(c Caller, oldPIN, newPIN []byte) (int, error) 
 	}
 	n := 0
 	for _, r := range st.List("") {
-		if err := a.pinAllowed(c); err != nil {
+		done, err := a.pinTry(c)
+		if err != nil {
 			return n, err
 		}
 		nb, err := a.tpm.ChangePIN(&r.Key, oldPIN, newPIN)
-		a.pinResult(c, err)
+		done(err)
 		if err != nil {
 			return n, fmt.Errorf("authr: change pin (%d keys changed): %w", n, err)
 		}
@@ -618,19 +620,16 @@ func (a *Authenticator) nextSignCounter(c Caller, st *keystore.Store, rec *keyst
 	return v, nil
 }
 
-// pinAllowed refuses a PIN try of c's user while it holds its share of the TPM's
-// dictionary-attack tries (see pinGuard).
-func (a *Authenticator) pinAllowed(c Caller) error {
-	if d := a.pins.retryAfter(c.UID, a.now()); d > 0 {
-		a.audit.Warn("pin try refused: too many wrong PINs from this user", "uid", c.UID, "retryAfter", d.Round(time.Second))
-		return fail(uaf.ASMUserLockout, fmt.Sprintf("too many wrong PINs from this user; try again in %s", d.Round(time.Second)), nil)
+// pinTry reserves a PIN try of c's user, or refuses it while the user holds its share of
+// the TPM's dictionary-attack tries (see pinGuard). done records the TPM's answer: a wrong
+// PIN (the TPM's authorisation failure) counts against the user.
+func (a *Authenticator) pinTry(c Caller) (done func(error), err error) {
+	release, wait := a.pins.reserve(c.UID, a.now())
+	if wait > 0 {
+		a.audit.Warn("pin try refused: too many wrong PINs from this user", "uid", c.UID, "retryAfter", wait.Round(time.Second))
+		return nil, fail(uaf.ASMUserLockout, fmt.Sprintf("too many wrong PINs from this user; try again in %s", wait.Round(time.Second)), nil)
 	}
-	return nil
-}
-
-// pinResult counts a wrong PIN (the TPM's authorisation failure) against c's user.
-func (a *Authenticator) pinResult(c Caller, err error) {
-	if err != nil && tpm.StatusOf(err) == tpm.StatusAccessDenied {
-		a.pins.failed(c.UID, a.now())
-	}
+	return func(err error) {
+		release(err != nil && tpm.StatusOf(err) == tpm.StatusAccessDenied, a.now())
+	}, nil
 }

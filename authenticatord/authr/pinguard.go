@@ -5,61 +5,83 @@ import (
 	"time"
 )
 
-// pinGuard limits how many of the TPM's dictionary-attack tries one OS user can hold at
-// a time. The TPM's failure counter is global: without a limit one user of the socket
-// could keep the TPM locked for every user by sending wrong PINs. A user who has made
-// limit wrong PINs within the last recovery period is refused (USER_LOCKOUT) without
-// the TPM being asked; each failure is forgotten after recovery, as the TPM forgets one
-// per recovery time. Several users together can still lock the TPM, which is the TPM's
-// own protection. The state is in memory: a restart forgets it (the TPM does not).
+// pinGuard limits how many of the TPM's dictionary-attack tries one OS user can hold. The
+// TPM's failure counter is global: without a limit one user of the socket could keep the
+// TPM locked for every user by sending wrong PINs. Each user has a counter kept like the
+// TPM's own: a wrong PIN adds one, and one is forgotten per recovery period (the TPM
+// forgets one failure per recovery time in all); a user whose counter is at the limit is
+// refused (USER_LOCKOUT) without the TPM being asked. A try is reserved before the TPM is
+// asked, so concurrent tries of one user cannot pass the limit together. A user can thus
+// add at most as many failures per recovery period as the TPM forgets, and never hold
+// more than limit of them. Several users together can still lock the TPM, which is the
+// TPM's own protection. The state is in memory: a restart forgets it (the TPM does not).
 type pinGuard struct {
 	limit    int
 	recovery time.Duration
 
 	mu    sync.Mutex
-	fails map[uint32][]time.Time // uid → times of wrong PINs within recovery
+	users map[uint32]*pinCount
+}
+
+type pinCount struct {
+	fails    int       // wrong PINs not forgotten yet
+	inFlight int       // tries reserved and not finished
+	healed   time.Time // when the last failure was forgotten, or the first one counted
 }
 
 func newPINGuard(limit int, recovery time.Duration) *pinGuard {
-	return &pinGuard{limit: limit, recovery: recovery, fails: map[uint32][]time.Time{}}
+	return &pinGuard{limit: limit, recovery: recovery, users: map[uint32]*pinCount{}}
 }
 
-// retryAfter returns how long uid must wait before it may try a PIN again (0: now).
-func (g *pinGuard) retryAfter(uid uint32, now time.Time) time.Duration {
-	if g == nil || g.limit <= 0 {
-		return 0
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	f := g.pruneLocked(uid, now)
-	if len(f) < g.limit {
-		return 0
-	}
-	return f[len(f)-g.limit].Add(g.recovery).Sub(now)
-}
-
-// failed records a wrong PIN of uid.
-func (g *pinGuard) failed(uid uint32, now time.Time) {
-	if g == nil || g.limit <= 0 {
+// heal forgets the failures of whole recovery periods since c.healed.
+func (g *pinGuard) heal(c *pinCount, now time.Time) {
+	if c.fails == 0 {
+		c.healed = now
 		return
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.fails[uid] = append(g.pruneLocked(uid, now), now)
+	if k := int(now.Sub(c.healed) / g.recovery); k > 0 {
+		c.fails = max(0, c.fails-k)
+		c.healed = c.healed.Add(time.Duration(k) * g.recovery)
+		if c.fails == 0 {
+			c.healed = now
+		}
+	}
 }
 
-// pruneLocked drops uid's failures older than recovery and returns the rest.
-func (g *pinGuard) pruneLocked(uid uint32, now time.Time) []time.Time {
-	f := g.fails[uid]
-	i := 0
-	for i < len(f) && !now.Before(f[i].Add(g.recovery)) {
-		i++
+// reserve takes one PIN try of uid, or says how long it must wait. done must be called
+// with whether the TPM refused the PIN once the try is over.
+func (g *pinGuard) reserve(uid uint32, now time.Time) (done func(wrong bool, at time.Time), wait time.Duration) {
+	if g == nil || g.limit <= 0 {
+		return func(bool, time.Time) {}, 0
 	}
-	f = f[i:]
-	if len(f) == 0 {
-		delete(g.fails, uid)
-		return nil
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.users[uid]
+	if c == nil {
+		c = &pinCount{healed: now}
+		g.users[uid] = c
 	}
-	g.fails[uid] = f
-	return f
+	g.heal(c, now)
+	if c.fails+c.inFlight >= g.limit {
+		if c.fails == 0 {
+			return nil, time.Second // all tries in flight: retry shortly
+		}
+		return nil, c.healed.Add(g.recovery).Sub(now)
+	}
+	c.inFlight++
+	return func(wrong bool, at time.Time) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		c.inFlight--
+		if wrong {
+			g.heal(c, at)
+			if c.fails == 0 {
+				c.healed = at
+			}
+			c.fails++
+		}
+		if c.fails == 0 && c.inFlight == 0 {
+			delete(g.users, uid)
+		}
+	}, 0
 }

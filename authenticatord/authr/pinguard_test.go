@@ -5,35 +5,64 @@ import (
 	"time"
 )
 
-// TestPINGuard: a user who made limit wrong PINs waits until the oldest of them is
-// forgotten; other users are not affected.
+// TestPINGuard: a user holds at most limit failures; one is forgotten per recovery
+// period (not all of them), like the TPM's counter; concurrent tries are reserved; other
+// users are not affected.
 func TestPINGuard(t *testing.T) {
 	g := newPINGuard(3, 10*time.Minute)
 	t0 := time.Unix(1_800_000_000, 0)
+	try := func(uid uint32, at time.Time, wrong bool) time.Duration {
+		t.Helper()
+		done, wait := g.reserve(uid, at)
+		if wait > 0 {
+			return wait
+		}
+		done(wrong, at)
+		return 0
+	}
 	for i := range 3 {
-		if d := g.retryAfter(1000, t0.Add(time.Duration(i)*time.Minute)); d != 0 {
+		if d := try(1000, t0.Add(time.Duration(i)*time.Minute), true); d != 0 {
 			t.Fatalf("try %d refused (%v)", i, d)
 		}
-		g.failed(1000, t0.Add(time.Duration(i)*time.Minute))
 	}
-	if d := g.retryAfter(1000, t0.Add(3*time.Minute)); d != 7*time.Minute {
+	if d := try(1000, t0.Add(3*time.Minute), true); d != 7*time.Minute {
 		t.Fatalf("after 3 wrong PINs: wait %v, want 7m", d)
 	}
-	if d := g.retryAfter(1001, t0.Add(3*time.Minute)); d != 0 {
+	if d := try(1001, t0.Add(3*time.Minute), false); d != 0 {
 		t.Fatalf("another user waits %v", d)
 	}
-	// The first failure is forgotten at t0+10m: one more try.
-	if d := g.retryAfter(1000, t0.Add(10*time.Minute)); d != 0 {
-		t.Fatalf("after recovery: wait %v", d)
+	// One failure is forgotten per period: after 10 min one more try, not three.
+	if d := try(1000, t0.Add(10*time.Minute), true); d != 0 {
+		t.Fatalf("after one period: wait %v", d)
 	}
-	g.failed(1000, t0.Add(10*time.Minute))
-	if d := g.retryAfter(1000, t0.Add(10*time.Minute)); d != time.Minute {
-		t.Fatalf("after a fourth wrong PIN: wait %v, want 1m", d)
+	if d := try(1000, t0.Add(10*time.Minute+time.Second), true); d == 0 {
+		t.Fatal("two tries after one recovery period")
 	}
-	if d := (*pinGuard)(nil).retryAfter(1, t0); d != 0 {
+	// Three periods later all are forgotten.
+	for i := range 3 {
+		if d := try(1000, t0.Add(40*time.Minute+time.Duration(i)*time.Second), true); d != 0 {
+			t.Fatalf("try %d after 30 more minutes refused (%v)", i, d)
+		}
+	}
+	// Concurrent tries: reservations count before the TPM answers.
+	var dones []func(bool, time.Time)
+	for range 3 {
+		done, wait := g.reserve(2000, t0)
+		if wait > 0 {
+			t.Fatal("reservation refused below the limit")
+		}
+		dones = append(dones, done)
+	}
+	if _, wait := g.reserve(2000, t0); wait == 0 {
+		t.Fatal("a fourth concurrent try was reserved")
+	}
+	for _, d := range dones {
+		d(false, t0)
+	}
+	if _, wait := g.reserve(2000, t0); wait != 0 {
+		t.Fatal("tries that succeeded still counted")
+	}
+	if _, wait := (*pinGuard)(nil).reserve(1, t0); wait != 0 {
 		t.Fatal("nil guard refuses")
-	}
-	if d := newPINGuard(0, time.Minute).retryAfter(1, t0); d != 0 {
-		t.Fatal("guard without limit refuses")
 	}
 }

@@ -77,7 +77,8 @@ type DAConfig struct {
 	// TriesPerUser is how many wrong PINs one OS user may have made within
 	// recoveryTime before the daemon refuses its PIN tries (USER_LOCKOUT) without
 	// asking the TPM, so that one user of the socket cannot lock the TPM for all.
-	// Default min(3, maxTries-1); at most maxTries-1; -1 turns the limit off.
+	// Default min(3, maxTries-1) (off with maxTries 1); at most maxTries-1; -1 turns
+	// the limit off.
 	TriesPerUser int `json:"triesPerUser,omitempty"`
 }
 
@@ -162,8 +163,10 @@ func (c *Config) TriesPerUser() (int, error) {
 	switch n := c.DA.TriesPerUser; {
 	case n == -1:
 		return 0, nil
+	case n == 0 && most < 1:
+		return 0, nil // one try in all: nothing to share
 	case n == 0:
-		return max(1, min(3, most)), nil
+		return min(3, most), nil
 	case n < 0 || n > most:
 		return 0, fmt.Errorf("triesPerUser must be 1..maxTries-1 (%d) or -1", most)
 	default:

@@ -43,6 +43,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"mode", `{"version":1,"socket":{"mode":"0666"},` + base + `}`, "socket.mode"},
 		{"da", `{"version":1,"da":{"recoveryTime":"ten"},` + base + `}`, "duration"},
 		{"log level", `{"version":1,"logLevel":"loud",` + base + `}`, "logLevel"},
+		{"tries per user above maxTries-1", `{"version":1,"da":{"maxTries":4,"triesPerUser":4},` + base + `}`, "triesPerUser"},
+		{"tries per user negative", `{"version":1,"da":{"triesPerUser":-2},` + base + `}`, "triesPerUser"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,6 +59,25 @@ func TestParseConfigErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+	// The per-user limit's default stays below maxTries; with one try in all it is off.
+	for _, tc := range []struct {
+		js   string
+		want int
+	}{
+		{`{"version":1,` + base + `}`, 3},
+		{`{"version":1,"da":{"maxTries":3},` + base + `}`, 2},
+		{`{"version":1,"da":{"maxTries":1},` + base + `}`, 0},
+		{`{"version":1,"da":{"triesPerUser":-1},` + base + `}`, 0},
+		{`{"version":1,"da":{"triesPerUser":5},` + base + `}`, 5},
+	} {
+		c, err := ParseConfig([]byte(tc.js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.TriesPerUser(); err != nil || n != tc.want {
+			t.Errorf("%s: TriesPerUser = %d, %v; want %d", tc.js, n, err, tc.want)
+		}
 	}
 	if _, err := LoadConfig(filepath.Join(t.TempDir(), "none.json")); !errors.Is(err, ErrNoConfig) {
 		t.Fatalf("missing file: %v", err)
