@@ -147,6 +147,10 @@ type StatusCheck struct {
 	// including the trust anchor when known: a report naming one of them (a
 	// compromised batch CA) or their issuer applies too.
 	Intermediates []*x509.Certificate
+	// AuthenticatorVersion is the authenticator's firmware version when known (UAF
+	// signed data carries it; 0: unknown). [StatusPolicy.CheckInUse] uses it to tell
+	// whether an UPDATE_AVAILABLE report's fix is installed.
+	AuthenticatorVersion uint32
 	// ModelOnly leaves batch-scoped reports out: for a check without the
 	// attestation chain at hand that must not refuse a whole model for one
 	// batch, such as an authentication (the chain was checked at registration).
@@ -300,13 +304,16 @@ var inUseRefused = map[Status]bool{
 // authentication): it refuses only REVOKED, USER_VERIFICATION_BYPASS,
 // ATTESTATION_KEY_COMPROMISE and USER_KEY_*_COMPROMISE (unless in p.Allow)
 // and the statuses in p.Deny. UPDATE_AVAILABLE, RETIRED and unknown statuses,
-// which Check refuses for a new registration, do not lock out keys in use.
+// which Check refuses for a new registration, do not lock out keys in use; but
+// an UPDATE_AVAILABLE the authenticator is not known to have installed
+// (c.AuthenticatorVersion) does not lift the report before it.
 func (p StatusPolicy) CheckInUse(st *Statement, c StatusCheck) error {
 	if st == nil {
 		return ErrNotFound
 	}
-	model, batch := currentReports(st.StatusReports, c)
-	for _, i := range []int{batch, model} {
+	_, batch := currentReports(st.StatusReports, c)
+	decide := []int{batch, p.inUseModelReport(st.StatusReports, c)}
+	for _, i := range decide {
 		if i < 0 {
 			continue
 		}
@@ -316,6 +323,35 @@ func (p StatusPolicy) CheckInUse(st *Statement, c StatusCheck) error {
 		}
 	}
 	return nil
+}
+
+// inUseModelReport returns the index of the model-wide report that decides for keys in
+// use (-1: none): the latest one in effect, except that an UPDATE_AVAILABLE whose
+// version the authenticator is not known to run (c.AuthenticatorVersion below it or 0)
+// leaves the report before it in force: a key on the old firmware is as exposed as
+// before the fix was published.
+func (p StatusPolicy) inUseModelReport(reports []StatusReport, c StatusCheck) int {
+	t := c.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	var idx []int
+	for i := range reports {
+		if r := &reports[i]; r.inEffect(t) && !r.batchScoped() {
+			idx = append(idx, i)
+		}
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return reports[idx[a]].EffectiveDate.Before(reports[idx[b]].EffectiveDate) })
+	for k := len(idx) - 1; k >= 0; k-- {
+		r := &reports[idx[k]]
+		if r.Status != StatusUpdateAvailable {
+			return idx[k]
+		}
+		if c.AuthenticatorVersion != 0 && c.AuthenticatorVersion >= r.AuthenticatorVersion {
+			return idx[k] // updated: the update report itself decides (it refuses nothing in use)
+		}
+	}
+	return -1
 }
 
 // refuses returns a *StatusError when the policy refuses report r of st.

@@ -207,6 +207,22 @@ func TestStatusInUse(t *testing.T) {
 			t.Errorf("%s %+v: %v, want refused %v", tc.status, tc.policy, err, tc.refused)
 		}
 	}
+	// A bypass, then an update that fixes it in version 2: keys on firmware not known to
+	// be updated stay refused.
+	bypassThenUpdate := &Statement{AAID: "ABCD#0001", AuthenticatorVersion: 1, StatusReports: []StatusReport{
+		{Status: StatusFIDOCertified, EffectiveDate: day("2020-01-01")},
+		{Status: StatusUserVerificationBypass, EffectiveDate: day("2021-01-01")},
+		{Status: StatusUpdateAvailable, EffectiveDate: day("2022-01-01"), AuthenticatorVersion: 2}}}
+	for _, tc := range []struct {
+		version uint32
+		refused bool
+	}{{0, true}, {1, true}, {2, false}, {3, false}} {
+		err := StatusPolicy{}.CheckInUse(bypassThenUpdate, StatusCheck{Time: at, ModelOnly: true, AuthenticatorVersion: tc.version})
+		var se *StatusError
+		if tc.refused != (err != nil) || (err != nil && (!errors.As(err, &se) || se.Status != StatusUserVerificationBypass)) {
+			t.Errorf("bypass then update, authenticator version %d: %v, want refused %v", tc.version, err, tc.refused)
+		}
+	}
 	if err := (StatusPolicy{}).CheckInUse(nil, StatusCheck{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("CheckInUse(nil) = %v", err)
 	}

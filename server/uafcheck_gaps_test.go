@@ -408,7 +408,7 @@ func TestUAFCheckStepUpPolicy(t *testing.T) {
 	open := policyOf(e.request("Auth", map[string]any{"username": "zoe"})) // both keys
 	for _, name := range []string{"fc01-only", "no-fc03"} {
 		r := e.request("Auth", map[string]any{"username": "zoe", "policy": name})
-		if strings.Contains(r.UAFRequest, b.AAID()) && name == "fc01-only" {
+		if strings.Contains(r.UAFRequest, `"aaid":["`+b.AAID()+`"],"keyIDs"`) {
 			t.Fatalf("%s: the request offers the FC03 key: %s", name, r.UAFRequest)
 		}
 		// The FC03 authenticator answers as if the request had offered its key.
@@ -430,6 +430,10 @@ func TestUAFCheckStepUpPolicy(t *testing.T) {
 			t.Fatalf("%s: FC01 step-up: %d %s", name, sr.StatusCode, sr.Description)
 		}
 	}
+	// A policy of two authenticators (fingerprint AND hardware key) is not met by one
+	// assertion in a step-up either, although yan's one key has both properties.
+	r2 := e.request("Auth", map[string]any{"username": "yan", "policy": "fp-and-hw"})
+	wantRefused(t, e.respond("Auth", uafAnswer(t, b, r2, facetID)), uaf.StatusUnacceptableAuthenticator, "do not satisfy the policy")
 	c, _ := json.Marshal(map[string]any{"username": "yan", "policy": "fc01-only"})
 	body, _ := json.Marshal(uaf.GetUAFRequest{Op: uaf.OpAuth, Context: string(c)})
 	r, err := e.svc.Request(context.Background(), "Auth", body, &callerauth.Caller{Trusted: true, Subject: "uafcheck"})

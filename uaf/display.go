@@ -16,10 +16,12 @@ var ErrDisplayText = errors.New("uaf: transaction text cannot be displayed faith
 
 // CheckTransactionText checks that a text/plain transaction shows the user exactly what
 // is signed: 1..[MaxTransactionText] characters of UTF-8 with no control characters other
-// than line feed and tab (a carriage return, a backspace or an ANSI escape sequence could
-// redraw the text a terminal shows), no bidirectional formatting characters (which
-// reorder what is displayed) and no invisible characters (zero-width, word joiner, BOM,
-// soft hyphen, line and paragraph separators). Server and client both apply it.
+// than line feed, CR LF and tab (a lone carriage return, a backspace or an ANSI escape
+// sequence could redraw the text a terminal shows), no bidirectional formatting
+// characters (which reorder what is displayed), no invisible or default-ignorable
+// characters (zero-width, word joiner, BOM, soft hyphen, line and paragraph separators,
+// Hangul fillers, variation selectors, noncharacters) and no overlay combining marks.
+// Server and client both apply it.
 func CheckTransactionText(s string) error {
 	if s == "" || !utf8.ValidString(s) {
 		return fmt.Errorf("%w: not UTF-8 text", ErrDisplayText)
@@ -28,8 +30,8 @@ func CheckTransactionText(s string) error {
 		return fmt.Errorf("%w: %d characters (at most %d)", ErrDisplayText, n, MaxTransactionText)
 	}
 	for i, r := range s {
-		if r == '\n' || r == '\t' {
-			continue
+		if r == '\n' || r == '\t' || (r == '\r' && i+1 < len(s) && s[i+1] == '\n') {
+			continue // a line break, also as CR LF
 		}
 		if hiddenRune(r) {
 			return fmt.Errorf("%w: character %U at byte %d", ErrDisplayText, r, i)
@@ -50,20 +52,27 @@ func hiddenRune(r rune) bool {
 		return true // invisible
 	case unicode.Is(unicode.Cf, r): // other format characters (tags, interlinear annotation, …)
 		return true
+	case unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r), // Hangul fillers, CGJ, …
+		unicode.Is(unicode.Variation_Selector, r),
+		unicode.Is(unicode.Noncharacter_Code_Point, r):
+		return true
+	case r >= 0x0334 && r <= 0x0338, r >= 0x20D2 && r <= 0x20D3, r >= 0x20D8 && r <= 0x20DA,
+		r >= 0x20E5 && r <= 0x20E6, r >= 0x20EA && r <= 0x20EB:
+		return true // overlay combining marks (strike through the character before them)
 	}
 	return false
 }
 
-// EscapeForTerminal returns s with every control, bidirectional formatting and invisible
-// character (except line feed, which ends the line) written as a \u escape, for showing
-// server-supplied text on a terminal.
+// EscapeForTerminal returns s with every character [CheckTransactionText] refuses (except
+// line feed, CR LF and tab) written as a \u escape, for showing server-supplied text on a
+// terminal.
 func EscapeForTerminal(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	var b strings.Builder
-	for _, r := range s {
-		if r != '\n' && hiddenRune(r) {
+	for i, r := range s {
+		if r != '\n' && r != '\t' && !(r == '\r' && i+1 < len(s) && s[i+1] == '\n') && hiddenRune(r) {
 			fmt.Fprintf(&b, "\\u%04X", r)
 			continue
 		}

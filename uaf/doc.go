@@ -11,7 +11,7 @@
 // # Server flow
 //
 // A server receives a SendUAFResponse, decodes its uafResponse string with
-// [DecodeResponse] (strict JSON types, no duplicate versions, bounded sizes),
+// [DecodeResponse] (strict JSON types, one message of version 1.1, bounded sizes),
 // decodes the fcParams with [DecodeFinalChallengeParams], and parses each
 // assertion with [ParseRegAssertion] or [ParseAuthAssertion]. The parsed
 // assertions expose every field and the complete KRD / SIGNED_DATA TLV

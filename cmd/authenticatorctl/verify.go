@@ -38,7 +38,8 @@ func verifyResults(ctx context.Context, w io.Writer, server string, sr *uaf.Serv
 	if sr == nil {
 		return errors.New("verify: no server answer")
 	}
-	fmt.Fprintf(w, "server answered statusCode %d (%s) with %d result token(s)\n", int(sr.StatusCode), sr.Description, len(sr.AdditionalTokens))
+	fmt.Fprintf(w, "server answered statusCode %d (%s) with %d result token(s)\n", int(sr.StatusCode),
+		uaf.EscapeForTerminal(sr.Description), len(sr.AdditionalTokens))
 	if len(sr.AdditionalTokens) == 0 {
 		if require {
 			return errors.New("verify: the server answered without a result token")

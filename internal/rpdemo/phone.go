@@ -88,9 +88,10 @@ type Key struct {
 
 // Keys lists the UAF keys the server has registered for username: it asks for a step-up
 // authentication request (POST /nevisfido/uaf/1.1/request/authentication, open to anyone),
-// whose policy accepts exactly the user's keys (UAF 1.1 protocol §3.5.2) and which the
-// server answers with statusCode 1404 when the user has none. The request is only built,
-// never answered.
+// whose policy accepts the user's keys that the server's default policy accepts, one
+// alternative per key (UAF 1.1 protocol §3.5.2), and which the server answers with
+// statusCode 1404 when the user has none. A key the default policy no longer accepts is
+// not listed. The request is only built, never answered.
 func (c *Client) Keys(ctx context.Context, username string) ([]Key, error) {
 	ctxJSON, _ := json.Marshal(map[string]string{"username": username})
 	var out struct {

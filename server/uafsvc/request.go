@@ -156,15 +156,9 @@ func (s *Service) authRequest(ctx context.Context, c authContext, session string
 		if err != nil {
 			return nil, err
 		}
-		// The user's keys that the named policy accepts (the response applies it again),
-		// with the policy's disallowed criteria for the client to apply too.
-		named := pol
-		pol = uaf.Policy{Disallowed: slices.Clone(named.Disallowed)}
-		for _, r := range regs {
-			if s.policyAcceptsKey(&named, r) {
-				pol.Accepted = append(pol.Accepted, []uaf.MatchCriteria{{AAID: []string{r.AAID}, KeyIDs: []string{r.KeyID}}})
-			}
-		}
+		// The named policy restricted to the user's keys (the response applies the policy
+		// again), with its disallowed criteria for the client to apply too.
+		pol = s.stepUpPolicy(pol, regs)
 		if len(pol.Accepted) == 0 {
 			return &uaf.ReturnUAFRequest{StatusCode: uaf.StatusNotFound, Op: uaf.OpAuth}, nil
 		}
@@ -264,14 +258,68 @@ func clonePolicy(p uaf.Policy) uaf.Policy {
 var _ = errors.Is
 var _ = store.ErrNotFound
 
-// policyAcceptsKey reports whether policy p accepts the registered key r as its
-// authenticator's metadata describes it. A key whose AAID has no metadata (any more) is
-// offered: the response refuses it with 1480, which says why.
-func (s *Service) policyAcceptsKey(p *uaf.Policy, r store.UAFRegistration) bool {
-	st, ok := s.o.Metadata.ByAAID(r.AAID)
-	if !ok {
-		return true
+// stepUpPolicy restricts policy named to the user's registered keys: each criterion of
+// each accepted alternative becomes the user's keys that it matches and the policy does
+// not disallow (their AAIDs and KeyIDs), so an alternative that needs two authenticators
+// still needs two; an alternative with a criterion no key matches is dropped. A key whose
+// AAID has no metadata (any more) is offered alone: the response refuses it with 1480,
+// which says why.
+func (s *Service) stepUpPolicy(named uaf.Policy, regs []store.UAFRegistration) uaf.Policy {
+	out := uaf.Policy{Disallowed: slices.Clone(named.Disallowed)}
+	infos := make([]*uaf.AuthenticatorInfo, len(regs))
+	for i, r := range regs {
+		st, ok := s.o.Metadata.ByAAID(r.AAID)
+		if !ok {
+			out.Accepted = append(out.Accepted, []uaf.MatchCriteria{{AAID: []string{r.AAID}, KeyIDs: []string{r.KeyID}}})
+			continue
+		}
+		inf := info(st, r.AAID, r.KeyID, uaf.Alg(r.SignatureAlgorithm), uaf.AttestationType(r.AttestationType))
+		if !named.Disallows(&inf) {
+			infos[i] = &inf
+		}
 	}
-	inf := info(st, r.AAID, r.KeyID, uaf.Alg(r.SignatureAlgorithm), uaf.AttestationType(r.AttestationType))
-	return accepts(p, &inf)
+	for _, alt := range named.Accepted {
+		if len(alt) == 1 {
+			// One authenticator: one alternative per matching key, each naming its AAID
+			// and KeyID (the form clients and the rp-demo read the user's keys from).
+			for i, r := range regs {
+				if infos[i] != nil && alt[0].Matches(infos[i]) && !hasKey(out.Accepted, r) {
+					out.Accepted = append(out.Accepted, []uaf.MatchCriteria{{AAID: []string{r.AAID}, KeyIDs: []string{r.KeyID}}})
+				}
+			}
+			continue
+		}
+		var restricted []uaf.MatchCriteria
+		for k := range alt {
+			var mc uaf.MatchCriteria
+			for i, r := range regs {
+				if infos[i] == nil || !alt[k].Matches(infos[i]) {
+					continue
+				}
+				if !slices.Contains(mc.AAID, r.AAID) {
+					mc.AAID = append(mc.AAID, r.AAID)
+				}
+				mc.KeyIDs = append(mc.KeyIDs, r.KeyID)
+			}
+			if len(mc.KeyIDs) == 0 {
+				restricted = nil
+				break
+			}
+			restricted = append(restricted, mc)
+		}
+		if restricted != nil {
+			out.Accepted = append(out.Accepted, restricted)
+		}
+	}
+	return out
+}
+
+// hasKey reports whether accepted already has the one-key alternative of r.
+func hasKey(accepted [][]uaf.MatchCriteria, r store.UAFRegistration) bool {
+	for _, alt := range accepted {
+		if len(alt) == 1 && slices.Equal(alt[0].AAID, []string{r.AAID}) && slices.Equal(alt[0].KeyIDs, []string{r.KeyID}) {
+			return true
+		}
+	}
+	return false
 }

@@ -190,9 +190,10 @@ func (s *Service) lookup(aaid string) (*metadata.Statement, error) {
 // revoked, compromised, user verification bypassed; not UPDATE_AVAILABLE or RETIRED),
 // the model's latest report and, with the attestation chain stored at registration (leaf
 // first, concatenated DER), the latest report of the chain's batch. A stored chain that
-// does not parse counts as any batch (fail closed).
-func (s *Service) inUseStatus(st *metadata.Statement, storedChain []byte) error {
-	c := metadata.StatusCheck{Time: s.o.Now(), ModelOnly: len(storedChain) == 0}
+// does not parse counts as any batch (fail closed). version is the authenticator version
+// the signed data reports (an UPDATE_AVAILABLE it has installed lifts the report before).
+func (s *Service) inUseStatus(st *metadata.Statement, storedChain []byte, version uint16) error {
+	c := metadata.StatusCheck{Time: s.o.Now(), ModelOnly: len(storedChain) == 0, AuthenticatorVersion: uint32(version)}
 	if len(storedChain) > 0 {
 		if chain, err := x509.ParseCertificates(storedChain); err == nil && len(chain) > 0 {
 			c.AttestationCertificate, c.Intermediates = chain[0], chain[1:]
@@ -520,8 +521,9 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 	if len(msg.Assertions) == 0 {
 		return s.clientFailure(ctx, send.Context, c, out)
 	}
-	// The policy the request named applies to step-up (each assertion) and usernameless
-	// (each assertion, and the set must cover an alternative) alike.
+	// The policy the request named applies to step-up and usernameless alike: each
+	// assertion must be accepted, and the set must cover an alternative (an alternative
+	// of two authenticators needs two assertions).
 	pol, ok := s.o.Policies[c.sd.Policy]
 	if !ok {
 		return out, fail(uaf.StatusRequestInvalid, "the request's policy no longer exists", nil)
@@ -558,7 +560,7 @@ func (s *Service) authenticate(ctx context.Context, send *uaf.SendUAFResponse) (
 			txHash = th
 		}
 	}
-	if _, ok := pol.Covers(infos); c.sd.Username == "" && !ok {
+	if _, ok := pol.Covers(infos); !ok {
 		return out, fail(uaf.StatusUnacceptableAuthenticator, "the authenticators do not satisfy the policy", nil)
 	}
 	out.Username = user
@@ -635,7 +637,7 @@ func (s *Service) checkAuthAssertion(ctx context.Context, c *checked, a uaf.Auth
 	if err != nil {
 		return nil, none, noUp, "", err
 	}
-	if err := s.inUseStatus(st, reg.AttestationCert); err != nil {
+	if err := s.inUseStatus(st, reg.AttestationCert, sd.AuthenticatorVersion); err != nil {
 		return nil, none, noUp, "", err
 	}
 	if err := schemeOf(st, a.AssertionScheme); err != nil {
