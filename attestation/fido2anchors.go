@@ -130,15 +130,18 @@ var ErrChainUnknown = errors.New("attestation: attestation chain not known")
 
 // FIDO2AuthenticationStatus checks, for an authentication with a credential of the
 // authenticator model aaguid, the model's MDS status at now with the status policy's
-// CheckInUse: the latest model-wide report in effect must not make registered keys
-// untrustworthy (REVOKED, USER_VERIFICATION_BYPASS, ATTESTATION_KEY_COMPROMISE,
-// USER_KEY_*_COMPROMISE, or denied by the policy); UPDATE_AVAILABLE, RETIRED and unknown
-// statuses do not lock out keys in use. When a report naming a batch's certificate is in
+// CheckInUse: the latest model-wide report in effect other than UPDATE_AVAILABLE (an
+// update does not undo an earlier report for keys that exist, and a FIDO2 assertion does
+// not tell the firmware version) must not make registered keys untrustworthy (REVOKED,
+// USER_VERIFICATION_BYPASS, ATTESTATION_KEY_COMPROMISE, USER_KEY_*_COMPROMISE, or denied
+// by the policy); UPDATE_AVAILABLE, RETIRED and unknown statuses do not lock out keys in
+// use by themselves. When a report naming a batch's certificate is in
 // effect, chain (nil: not known) is asked for the credential's attestation chain (leaf
 // first, DER; empty for self or no attestation) and the batch's latest report must be
 // acceptable too; a chain that is not known ([ErrChainUnknown]) or does not parse counts
-// as any batch, another error of chain is returned. No statement, or a zero AAGUID (U2F), is nil; in monitor mode a refusal
-// is logged and accepted. A refusal matches metadata.ErrUnacceptableStatus.
+// as any batch, another error of chain is returned. No statement, or a zero AAGUID
+// (U2F), is nil; in monitor mode a refusal is logged and accepted. A refusal is a
+// *metadata.StatusError matching metadata.ErrUnacceptableStatus.
 func (m *MetadataAnchors) FIDO2AuthenticationStatus(ctx context.Context, aaguid [16]byte, now time.Time,
 	chain func(context.Context) ([][]byte, error)) error {
 	if aaguid == ([16]byte{}) {

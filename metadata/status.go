@@ -304,9 +304,10 @@ var inUseRefused = map[Status]bool{
 // authentication): it refuses only REVOKED, USER_VERIFICATION_BYPASS,
 // ATTESTATION_KEY_COMPROMISE and USER_KEY_*_COMPROMISE (unless in p.Allow)
 // and the statuses in p.Deny. UPDATE_AVAILABLE, RETIRED and unknown statuses,
-// which Check refuses for a new registration, do not lock out keys in use; but
-// an UPDATE_AVAILABLE the authenticator is not known to have installed
-// (c.AuthenticatorVersion) does not lift the report before it.
+// which Check refuses for a new registration, do not lock out keys in use by
+// themselves; nor do they lift the report before them, except that an update the
+// authenticator is known to run (c.AuthenticatorVersion) lifts a
+// USER_VERIFICATION_BYPASS.
 func (p StatusPolicy) CheckInUse(st *Statement, c StatusCheck) error {
 	if st == nil {
 		return ErrNotFound
@@ -326,10 +327,12 @@ func (p StatusPolicy) CheckInUse(st *Statement, c StatusCheck) error {
 }
 
 // inUseModelReport returns the index of the model-wide report that decides for keys in
-// use (-1: none): the latest one in effect, except that an UPDATE_AVAILABLE whose
-// version the authenticator is not known to run (c.AuthenticatorVersion below it or 0)
-// leaves the report before it in force: a key on the old firmware is as exposed as
-// before the fix was published.
+// use (-1: none): the latest one in effect that is not UPDATE_AVAILABLE, since an update
+// does not undo what was reported before it for keys that exist (a compromised key stays
+// compromised, a revoked model revoked), with one exception: a USER_VERIFICATION_BYPASS
+// is lifted by a later UPDATE_AVAILABLE whose version the authenticator is known to run
+// (c.AuthenticatorVersion). With only UPDATE_AVAILABLE reports, the latest decides (it
+// refuses nothing in use).
 func (p StatusPolicy) inUseModelReport(reports []StatusReport, c StatusCheck) int {
 	t := c.Time
 	if t.IsZero() {
@@ -342,14 +345,22 @@ func (p StatusPolicy) inUseModelReport(reports []StatusReport, c StatusCheck) in
 		}
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return reports[idx[a]].EffectiveDate.Before(reports[idx[b]].EffectiveDate) })
+	installed := -1 // a later UPDATE_AVAILABLE the authenticator runs
 	for k := len(idx) - 1; k >= 0; k-- {
-		r := &reports[idx[k]]
-		if r.Status != StatusUpdateAvailable {
-			return idx[k]
+		r := reports[idx[k]]
+		if r.Status == StatusUpdateAvailable {
+			if installed < 0 && c.AuthenticatorVersion != 0 && updated(c.AuthenticatorVersion, r) {
+				installed = idx[k]
+			}
+			continue
 		}
-		if c.AuthenticatorVersion != 0 && c.AuthenticatorVersion >= r.AuthenticatorVersion {
-			return idx[k] // updated: the update report itself decides (it refuses nothing in use)
+		if r.Status == StatusUserVerificationBypass && installed >= 0 {
+			return installed
 		}
+		return idx[k]
+	}
+	if len(idx) > 0 {
+		return idx[len(idx)-1]
 	}
 	return -1
 }
@@ -360,10 +371,17 @@ func (p StatusPolicy) refuses(st *Statement, r StatusReport) error {
 		return &StatusError{Status: r.Status, Report: r}
 	}
 	if r.Status == StatusUpdateAvailable && !p.AllowUpdateAvailable && !p.listed(p.Allow, r.Status) &&
-		st.AuthenticatorVersion <= r.AuthenticatorVersion {
+		!updated(st.AuthenticatorVersion, r) {
 		return &StatusError{Status: r.Status, Report: r}
 	}
 	return nil
+}
+
+// updated reports whether version includes the update an UPDATE_AVAILABLE report r
+// announces: its authenticatorVersion is the version of the update (MDS 3.x §3.1.3), so
+// that version and later have it; a report without a version cannot be met.
+func updated(version uint32, r StatusReport) bool {
+	return r.AuthenticatorVersion != 0 && version >= r.AuthenticatorVersion
 }
 
 // Rejects reports whether the policy refuses status s outright

@@ -70,8 +70,10 @@ func TestCurrentStatusAndPolicy(t *testing.T) {
 		{"batch compromise, other batch", []StatusReport{rep(StatusFIDOCertified, "2020-01-01"), compromiseA}, 0, batchB, StatusPolicy{}, StatusFIDOCertified, false},
 		{"batch compromise, cert unknown: model-wide", []StatusReport{rep(StatusFIDOCertified, "2020-01-01"), compromiseA}, 0, nil, StatusPolicy{}, StatusAttestationKeyCompromise, true},
 		{"model-wide compromise", []StatusReport{rep(StatusAttestationKeyCompromise, "2021-01-01")}, 0, batchB, StatusPolicy{}, StatusAttestationKeyCompromise, true},
-		{"update available, statement behind", []StatusReport{update}, 5, nil, StatusPolicy{}, StatusUpdateAvailable, true},
+		{"update available, statement behind", []StatusReport{update}, 4, nil, StatusPolicy{}, StatusUpdateAvailable, true},
+		{"update available, statement at the update's version", []StatusReport{update}, 5, nil, StatusPolicy{}, StatusUpdateAvailable, false},
 		{"update available, statement caught up", []StatusReport{update}, 6, nil, StatusPolicy{}, StatusUpdateAvailable, false},
+		{"update available without a version", []StatusReport{rep(StatusUpdateAvailable, "2022-01-01")}, 9, nil, StatusPolicy{}, StatusUpdateAvailable, true},
 		{"update available, allowed", []StatusReport{update}, 1, nil, StatusPolicy{AllowUpdateAvailable: true}, StatusUpdateAvailable, false},
 	}
 	for _, tc := range tests {
@@ -221,6 +223,21 @@ func TestStatusInUse(t *testing.T) {
 		var se *StatusError
 		if tc.refused != (err != nil) || (err != nil && (!errors.As(err, &se) || se.Status != StatusUserVerificationBypass)) {
 			t.Errorf("bypass then update, authenticator version %d: %v, want refused %v", tc.version, err, tc.refused)
+		}
+	}
+	// An update does not make compromised keys or a revoked model safe again, and one
+	// without a version lifts nothing.
+	for _, tc := range []struct {
+		before    Status
+		updateVer uint32
+	}{{StatusUserKeyRemoteCompromise, 2}, {StatusAttestationKeyCompromise, 2}, {StatusRevoked, 2}, {StatusUserVerificationBypass, 0}} {
+		st := &Statement{AAID: "ABCD#0001", StatusReports: []StatusReport{
+			{Status: tc.before, EffectiveDate: day("2021-01-01")},
+			{Status: StatusUpdateAvailable, EffectiveDate: day("2022-01-01"), AuthenticatorVersion: tc.updateVer}}}
+		err := StatusPolicy{}.CheckInUse(st, StatusCheck{Time: at, ModelOnly: true, AuthenticatorVersion: 9})
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != tc.before {
+			t.Errorf("%s then update v%d, authenticator v9: %v, want %s", tc.before, tc.updateVer, err, tc.before)
 		}
 	}
 	if err := (StatusPolicy{}).CheckInUse(nil, StatusCheck{}); !errors.Is(err, ErrNotFound) {

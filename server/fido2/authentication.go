@@ -200,7 +200,8 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 	if !ok || !bytes.Equal(row.CredentialID, parsed.RawID) {
 		return nil, badRequest("credential is not registered for the user", nil)
 	}
-	if err := s.authenticatorStatus(ctx, wu, row); err != nil {
+	uvBypassed, err := s.authenticatorStatus(ctx, wu, row, p.sd.UserVerification == protocol.VerificationRequired)
+	if err != nil {
 		return nil, err
 	}
 	// go-webauthn only flags a counter that did not increase (cred.Authenticator.CloneWarning);
@@ -214,7 +215,9 @@ func (s *Service) finishAuthentication(ctx context.Context, p *pending, pc *pars
 	// Whether this assertion verified the user: its authenticator data's UV bit.
 	// cred.Flags.UserVerified is the stored credential's flag (WebAuthn L3 uvInitialized),
 	// which go-webauthn carries over, not what this ceremony showed.
-	uv := parsed.Response.AuthenticatorData.Flags.HasUserVerified()
+	// An authenticator model whose user verification can be bypassed (metadata) does not
+	// vouch for it.
+	uv := parsed.Response.AuthenticatorData.Flags.HasUserVerified() && !uvBypassed
 	claims := map[string]any{
 		"iss":            s.cfg.TokenIssuer,
 		"sub":            wu.user.Username,
@@ -279,14 +282,16 @@ type authenticationStatus interface {
 }
 
 // authenticatorStatus refuses a login with a credential whose authenticator model the
-// metadata now reports as revoked, compromised or with user verification bypassed, or
-// whose attestation chain belongs to a batch reported compromised (the status policy and
-// status mode of the metadata decide). Without an attestation policy the metadata is not
-// consulted.
-func (s *Service) authenticatorStatus(ctx context.Context, wu *waUser, row *record.Credential) error {
+// metadata now reports as revoked or compromised, or whose attestation chain belongs to a
+// batch reported compromised (the status policy and status mode of the metadata decide).
+// A model reported with USER_VERIFICATION_BYPASS still logs in when the ceremony does not
+// require user verification, but its UV bit is not believed (uvBypassed); when the
+// ceremony requires it, the login is refused. Without an attestation policy the metadata
+// is not consulted.
+func (s *Service) authenticatorStatus(ctx context.Context, wu *waUser, row *record.Credential, uvRequired bool) (uvBypassed bool, err error) {
 	sc, ok := s.deps.Trust.(authenticationStatus)
 	if !ok || s.cfg.AttestationPolicy == AttestationNone {
-		return nil
+		return false, nil
 	}
 	var aaguid [16]byte
 	copy(aaguid[:], row.AAGUID)
@@ -304,16 +309,22 @@ func (s *Service) authenticatorStatus(ctx context.Context, wu *waUser, row *reco
 		}
 		return nil, store.ErrNotFound
 	}
-	err := sc.FIDO2AuthenticationStatus(ctx, aaguid, s.now(), chain)
+	err = sc.FIDO2AuthenticationStatus(ctx, aaguid, s.now(), chain)
+	var se *metadata.StatusError
+	if errors.As(err, &se) && se.Status == metadata.StatusUserVerificationBypass && !uvRequired {
+		s.log.Warn("fido2 audit: user verification of this authenticator model can be bypassed; the login's uv is false",
+			"user", wu.user.Username, "aaguid", formatAAGUID(row.AAGUID))
+		return true, nil
+	}
 	if errors.Is(err, metadata.ErrUnacceptableStatus) {
 		s.log.Warn("fido2 audit: login refused by authenticator status", "user", wu.user.Username,
 			"aaguid", formatAAGUID(row.AAGUID), "err", err)
-		return badRequest("authenticator status refused: "+err.Error(), err)
+		return false, badRequest("authenticator status refused: "+err.Error(), err)
 	}
 	if err != nil {
-		return fmt.Errorf("fido2: authenticator status: %w", err)
+		return false, fmt.Errorf("fido2: authenticator status: %w", err)
 	}
-	return nil
+	return false, nil
 }
 
 // recordChain returns the attestation chain (leaf first, DER) kept in a credential's

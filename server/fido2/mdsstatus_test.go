@@ -214,3 +214,38 @@ func TestMetadataBatchStatusAtLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadataUVBypassAtLogin: once the metadata reports USER_VERIFICATION_BYPASS for an
+// authenticator model, a login that does not require user verification goes through but
+// reports uv false (the UV bit is not believed), and one that requires it is refused.
+func TestMetadataUVBypassAtLogin(t *testing.T) {
+	aaguid := [16]byte{0xb7, 0x9a, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
+	now := time.Now()
+	statement := func(reports ...metadata.StatusReport) *metadata.Set {
+		return metadata.NewSet(&metadata.Statement{AAGUID: metadata.AAGUID(aaguid), ProtocolFamily: "fido2",
+			Description: "bypass test key", AttestationTypes: []uint16{0x3E08}, StatusReports: reports})
+	}
+	cat := metadata.NewCatalog(statement())
+	e := newEnvDeps(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationMonitor },
+		func(d *fido2.Deps) { d.Trust = attestation.NewMetadataAnchors(cat, attestation.MetadataAnchorsOptions{}) })
+	cred, _ := registerSoft(t, e, "bob", softauthn.ES256, softauthn.Attestation{Format: "packed", AAGUID: aaguid})
+	cat.Replace(statement(metadata.StatusReport{Status: metadata.StatusUserVerificationBypass, EffectiveDate: now.Add(-time.Hour)}))
+	login := func(uv string) (int, map[string]any) {
+		t.Helper()
+		_, o := e.post("/assertion/options", map[string]any{"username": "bob", "userVerification": uv}, nil)
+		body, err := softauthn.Get(cred, request(t, e, o, softauthn.FlagUP|softauthn.FlagUV), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.post("/assertion/result", body, nil)
+	}
+	code, res := login("preferred")
+	if code != 200 {
+		t.Fatalf("preferred UV: %d %v", code, res)
+	}
+	checkUV(t, e, res, false)
+	code, res = login("required")
+	if msg, _ := res["errorMessage"].(string); code != 400 || !strings.Contains(msg, "USER_VERIFICATION_BYPASS") {
+		t.Fatalf("required UV: %d %v", code, res)
+	}
+}
