@@ -227,7 +227,9 @@ func TestMetadataUVBypassAtLogin(t *testing.T) {
 	}
 	cat := metadata.NewCatalog(statement())
 	e := newEnvDeps(t, func(c *fido2.Config) { c.AttestationPolicy = fido2.AttestationMonitor },
-		func(d *fido2.Deps) { d.Trust = attestation.NewMetadataAnchors(cat, attestation.MetadataAnchorsOptions{}) })
+		func(d *fido2.Deps) {
+			d.Trust = attestation.NewMetadataAnchors(cat, attestation.MetadataAnchorsOptions{})
+		})
 	cred, _ := registerSoft(t, e, "bob", softauthn.ES256, softauthn.Attestation{Format: "packed", AAGUID: aaguid})
 	cat.Replace(statement(metadata.StatusReport{Status: metadata.StatusUserVerificationBypass, EffectiveDate: now.Add(-time.Hour)}))
 	login := func(uv string) (int, map[string]any) {
