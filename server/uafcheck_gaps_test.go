@@ -431,14 +431,18 @@ func TestUAFCheckStepUpPolicy(t *testing.T) {
 		}
 	}
 	// A policy of two authenticators (fingerprint AND hardware key) is not met by one
-	// assertion in a step-up either, although yan's one key has both properties.
-	r2 := e.request("Auth", map[string]any{"username": "yan", "policy": "fp-and-hw"})
+	// assertion in a step-up either: zoe (two keys) gets a request, and answering it with
+	// one assertion is refused; yan (one key with both properties) gets 1404, as does a
+	// user none of whose keys the policy accepts.
+	r2 := e.request("Auth", map[string]any{"username": "zoe", "policy": "fp-and-hw"})
 	wantRefused(t, e.respond("Auth", uafAnswer(t, b, r2, facetID)), uaf.StatusUnacceptableAuthenticator, "do not satisfy the policy")
-	c, _ := json.Marshal(map[string]any{"username": "yan", "policy": "fc01-only"})
-	body, _ := json.Marshal(uaf.GetUAFRequest{Op: uaf.OpAuth, Context: string(c)})
-	r, err := e.svc.Request(context.Background(), "Auth", body, &callerauth.Caller{Trusted: true, Subject: "uafcheck"})
-	if err != nil || r.(*uaf.ReturnUAFRequest).StatusCode != uaf.StatusNotFound {
-		t.Fatalf("user without an accepted key: %v %+v", err, r)
+	for _, pol := range []string{"fp-and-hw", "fc01-only"} {
+		c, _ := json.Marshal(map[string]any{"username": "yan", "policy": pol})
+		body, _ := json.Marshal(uaf.GetUAFRequest{Op: uaf.OpAuth, Context: string(c)})
+		r, err := e.svc.Request(context.Background(), "Auth", body, &callerauth.Caller{Trusted: true, Subject: "uafcheck"})
+		if err != nil || r.(*uaf.ReturnUAFRequest).StatusCode != uaf.StatusNotFound {
+			t.Fatalf("%s: user without keys that meet the policy: %v %+v", pol, err, r)
+		}
 	}
 }
 

@@ -110,13 +110,12 @@ type Options struct {
 	Logger, Audit *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// PINTriesPerUser is how many wrong PINs one OS user may have made within
-	// PINTryRecovery before its PIN tries are refused without asking the TPM
-	// (USER_LOCKOUT), so that one user cannot lock the TPM, whose failure counter is
-	// global, for all. 0 means no per-user limit.
+	// PINTriesPerUser is how many wrong PINs one OS user may hold before its PIN tries
+	// are refused without asking the TPM (USER_LOCKOUT), so that one user cannot lock the
+	// TPM, whose failure counter is global, for all. 0 means no per-user limit.
 	PINTriesPerUser int
-	// PINTryRecovery is how long a wrong PIN counts against its user (the TPM's DA
-	// recovery time is the natural value); 0 means tpm.DefaultDAParams.RecoveryTime.
+	// PINTryRecovery is how often one of a user's wrong PINs is forgotten (the TPM's DA
+	// recovery time); 0 means tpm.DefaultDAParams.RecoveryTime.
 	PINTryRecovery time.Duration
 }
 

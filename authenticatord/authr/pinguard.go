@@ -63,8 +63,8 @@ func (g *pinGuard) reserve(uid uint32, now time.Time) (done func(wrong bool, at 
 	}
 	g.heal(c, now)
 	if c.fails+c.inFlight >= g.limit {
-		if c.fails == 0 {
-			return nil, time.Second // all tries in flight: retry shortly
+		if c.fails < g.limit {
+			return nil, time.Second // tries in flight may still succeed: retry shortly
 		}
 		return nil, c.healed.Add(g.recovery).Sub(now)
 	}

@@ -74,9 +74,10 @@ type DAConfig struct {
 	MaxTries        uint32   `json:"maxTries,omitempty"`
 	RecoveryTime    Duration `json:"recoveryTime,omitempty"`
 	LockoutRecovery Duration `json:"lockoutRecovery,omitempty"`
-	// TriesPerUser is how many wrong PINs one OS user may have made within
-	// recoveryTime before the daemon refuses its PIN tries (USER_LOCKOUT) without
-	// asking the TPM, so that one user of the socket cannot lock the TPM for all.
+	// TriesPerUser is how many wrong PINs one OS user may hold (one is forgotten per
+	// recoveryTime, as the TPM forgets one) before the daemon refuses its PIN tries
+	// (USER_LOCKOUT) without asking the TPM, so that one user of the socket cannot lock
+	// the TPM for all.
 	// Default min(3, maxTries-1) (off with maxTries 1); at most maxTries-1; -1 turns
 	// the limit off.
 	TriesPerUser int `json:"triesPerUser,omitempty"`

@@ -45,6 +45,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"log level", `{"version":1,"logLevel":"loud",` + base + `}`, "logLevel"},
 		{"tries per user above maxTries-1", `{"version":1,"da":{"maxTries":4,"triesPerUser":4},` + base + `}`, "triesPerUser"},
 		{"tries per user negative", `{"version":1,"da":{"triesPerUser":-2},` + base + `}`, "triesPerUser"},
+		{"recovery time not whole seconds", `{"version":1,"da":{"recoveryTime":"1500ms"},` + base + `}`, "whole seconds"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

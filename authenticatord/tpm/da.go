@@ -118,6 +118,10 @@ func (p DAParams) Validate() error {
 		p.RecoveryTime/time.Second > 0xFFFFFFFF || p.LockoutRecovery/time.Second > 0xFFFFFFFF {
 		return errors.New("tpm: DAParams durations out of range")
 	}
+	// The TPM counts whole seconds: a fraction would be cut off (0: never forget).
+	if p.RecoveryTime%time.Second != 0 || p.LockoutRecovery%time.Second != 0 {
+		return errors.New("tpm: DAParams durations must be whole seconds")
+	}
 	return nil
 }
 

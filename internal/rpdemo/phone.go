@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 )
 
 // Logging in with the phone (usernameless authentication) and removing the phone
@@ -120,13 +121,17 @@ func (c *Client) Keys(ctx context.Context, username string) ([]Key, error) {
 	if err := json.Unmarshal([]byte(out.UAFRequest), &reqs); err != nil || len(reqs) != 1 {
 		return nil, fmt.Errorf("%w: step-up request for %q: not one AuthenticationRequest: %v", ErrUpstream, username, err)
 	}
+	// The server's default policy asks for one authenticator: one alternative per key,
+	// naming its AAID and KeyID. A criterion naming several AAIDs or keys (a policy of
+	// several authenticators) does not pair them, so it is not read.
 	var keys []Key
 	for _, set := range reqs[0].Policy.Accepted {
 		for _, m := range set {
-			for _, aaid := range m.AAID {
-				for _, id := range m.KeyIDs {
-					keys = append(keys, Key{AAID: aaid, KeyID: id})
-				}
+			if len(m.AAID) != 1 || len(m.KeyIDs) != 1 {
+				continue
+			}
+			if k := (Key{AAID: m.AAID[0], KeyID: m.KeyIDs[0]}); !slices.Contains(keys, k) {
+				keys = append(keys, k)
 			}
 		}
 	}

@@ -261,7 +261,8 @@ var _ = store.ErrNotFound
 // stepUpPolicy restricts policy named to the user's registered keys: each criterion of
 // each accepted alternative becomes the user's keys that it matches and the policy does
 // not disallow (their AAIDs and KeyIDs), so an alternative that needs two authenticators
-// still needs two; an alternative with a criterion no key matches is dropped. A key whose
+// still needs two; an alternative whose criteria cannot each be met by a different key is
+// dropped. A key whose
 // AAID has no metadata (any more) is offered alone: the response refuses it with 1480,
 // which says why.
 func (s *Service) stepUpPolicy(named uaf.Policy, regs []store.UAFRegistration) uaf.Policy {
@@ -270,7 +271,9 @@ func (s *Service) stepUpPolicy(named uaf.Policy, regs []store.UAFRegistration) u
 	for i, r := range regs {
 		st, ok := s.o.Metadata.ByAAID(r.AAID)
 		if !ok {
-			out.Accepted = append(out.Accepted, []uaf.MatchCriteria{{AAID: []string{r.AAID}, KeyIDs: []string{r.KeyID}}})
+			if bare := (uaf.AuthenticatorInfo{AAID: r.AAID, KeyID: r.KeyID}); !named.Disallows(&bare) {
+				out.Accepted = append(out.Accepted, []uaf.MatchCriteria{{AAID: []string{r.AAID}, KeyIDs: []string{r.KeyID}}})
+			}
 			continue
 		}
 		inf := info(st, r.AAID, r.KeyID, uaf.Alg(r.SignatureAlgorithm), uaf.AttestationType(r.AttestationType))
@@ -289,29 +292,48 @@ func (s *Service) stepUpPolicy(named uaf.Policy, regs []store.UAFRegistration) u
 			}
 			continue
 		}
-		var restricted []uaf.MatchCriteria
+		restricted := make([]uaf.MatchCriteria, len(alt))
+		keys := make([][]int, len(alt)) // per criterion, the indexes of the keys it matches
 		for k := range alt {
-			var mc uaf.MatchCriteria
 			for i, r := range regs {
 				if infos[i] == nil || !alt[k].Matches(infos[i]) {
 					continue
 				}
-				if !slices.Contains(mc.AAID, r.AAID) {
-					mc.AAID = append(mc.AAID, r.AAID)
+				keys[k] = append(keys[k], i)
+				if !slices.Contains(restricted[k].AAID, r.AAID) {
+					restricted[k].AAID = append(restricted[k].AAID, r.AAID)
 				}
-				mc.KeyIDs = append(mc.KeyIDs, r.KeyID)
+				if !slices.Contains(restricted[k].KeyIDs, r.KeyID) {
+					restricted[k].KeyIDs = append(restricted[k].KeyIDs, r.KeyID)
+				}
 			}
-			if len(mc.KeyIDs) == 0 {
-				restricted = nil
-				break
-			}
-			restricted = append(restricted, mc)
 		}
-		if restricted != nil {
+		// The alternative needs one key per criterion, all different.
+		if distinctKeys(keys, map[int]bool{}) {
 			out.Accepted = append(out.Accepted, restricted)
 		}
 	}
 	return out
+}
+
+// distinctKeys reports whether each criterion (keys[k]: the keys it matches) can be met
+// by a key of its own, none used twice (a system of distinct representatives; policies
+// have a handful of criteria and users a handful of keys).
+func distinctKeys(keys [][]int, used map[int]bool) bool {
+	if len(keys) == 0 {
+		return true
+	}
+	for _, i := range keys[0] {
+		if used[i] {
+			continue
+		}
+		used[i] = true
+		if distinctKeys(keys[1:], used) {
+			return true
+		}
+		delete(used, i)
+	}
+	return false
 }
 
 // hasKey reports whether accepted already has the one-key alternative of r.
