@@ -183,6 +183,7 @@ func (t *TPM) daCommand(cc uint32, lockoutAuth []byte, params []byte) error {
 		return classify("dictionary attack command", err)
 	}
 	if len(rsp) < headerSize {
+		_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
 		return fmt.Errorf("%w: short response", ErrTransport)
 	}
 	if rc := tpm2.TPMRC(binary.BigEndian.Uint32(rsp[6:10])); rc != tpm2.TPMRCSuccess {
