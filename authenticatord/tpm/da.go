@@ -132,8 +132,9 @@ func (p DAParams) Validate() error {
 var DefaultDAParams = DAParams{MaxTries: 10, RecoveryTime: 10 * time.Minute, LockoutRecovery: time.Hour}
 
 const (
-	ccDALockReset  = 0x00000139 // TPM_CC_DictionaryAttackLockReset
-	ccDAParameters = 0x0000013A // TPM_CC_DictionaryAttackParameters
+	ccHierarchyChangeAuth = 0x00000129 // TPM_CC_HierarchyChangeAuth
+	ccDALockReset         = 0x00000139 // TPM_CC_DictionaryAttackLockReset
+	ccDAParameters        = 0x0000013A // TPM_CC_DictionaryAttackParameters
 )
 
 // daCommand hand-marshals a DA command (go-tpm v0.9.8 lacks both) on TPM_RH_LOCKOUT,
@@ -145,15 +146,31 @@ func (t *TPM) daCommand(cc uint32, lockoutAuth []byte, params []byte) error {
 	if len(lockoutAuth) > authSize {
 		return fmt.Errorf("tpm: lockoutAuth longer than %d bytes", authSize)
 	}
+	// The DA parameters are integers: nothing to encrypt.
+	return t.lockoutCommand(cc, lockoutAuth, lockoutAuth, params, false)
+}
+
+// lockoutCommand sends command cc on TPM_RH_LOCKOUT with params, authorised by a one-shot
+// HMAC session salted to the SRK that proves knowledge of auth and, with encrypt, sends
+// the first parameter (a TPM2B) encrypted. The response HMAC is checked with rspAuth (the
+// hierarchy's authValue after the command). The caller holds t.mu.
+func (t *TPM) lockoutCommand(cc uint32, auth, rspAuth, params []byte, encrypt bool) error {
 	s, err := startSession(t.tpm, t.srkHandle, t.srkPub)
 	if err != nil {
 		return err
 	}
-	// One command, no parameter to encrypt (the DA parameters are integers): the TPM
-	// ends the session when the command completes.
-	s.attrs = tpm2.TPMASession{}
-	s.auth = lockoutAuth
+	// One command: the TPM ends the session when it completes.
+	s.attrs = tpm2.TPMASession{Decrypt: encrypt}
+	s.auth = auth
 	defer func() { clear(s.sessionKey) }()
+	if encrypt {
+		// The TPM2B's size stays in clear; its bytes are encrypted (Part 1 §21.1), and
+		// the command's HMAC covers the parameters as sent.
+		if err := s.Encrypt(params[2:]); err != nil {
+			_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
+			return err
+		}
+	}
 	// The Name of a permanent handle is its handle value (Part 1 §16).
 	name := tpm2.TPM2BName{Buffer: binary.BigEndian.AppendUint32(nil, uint32(tpm2.TPMRHLockout))}
 	ac, err := s.Authorize(tpm2.TPMCC(cc), params, nil, []tpm2.TPM2BName{name}, 0)
@@ -161,19 +178,19 @@ func (t *TPM) daCommand(cc uint32, lockoutAuth []byte, params []byte) error {
 		_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
 		return err
 	}
-	auth := binary.BigEndian.AppendUint32(nil, uint32(ac.Handle))
-	auth = binary.BigEndian.AppendUint16(auth, uint16(len(ac.Nonce.Buffer)))
-	auth = append(auth, ac.Nonce.Buffer...)
-	auth = append(auth, attrByte(ac.Attributes))
-	auth = binary.BigEndian.AppendUint16(auth, uint16(len(ac.Authorization.Buffer)))
-	auth = append(auth, ac.Authorization.Buffer...)
+	area := binary.BigEndian.AppendUint32(nil, uint32(ac.Handle))
+	area = binary.BigEndian.AppendUint16(area, uint16(len(ac.Nonce.Buffer)))
+	area = append(area, ac.Nonce.Buffer...)
+	area = append(area, attrByte(ac.Attributes))
+	area = binary.BigEndian.AppendUint16(area, uint16(len(ac.Authorization.Buffer)))
+	area = append(area, ac.Authorization.Buffer...)
 
 	cmd := binary.BigEndian.AppendUint16(nil, uint16(tpm2.TPMSTSessions))
 	cmd = binary.BigEndian.AppendUint32(cmd, 0) // size, patched below
 	cmd = binary.BigEndian.AppendUint32(cmd, cc)
 	cmd = binary.BigEndian.AppendUint32(cmd, uint32(tpm2.TPMRHLockout))
-	cmd = binary.BigEndian.AppendUint32(cmd, uint32(len(auth)))
-	cmd = append(cmd, auth...)
+	cmd = binary.BigEndian.AppendUint32(cmd, uint32(len(area)))
+	cmd = append(cmd, area...)
 	cmd = append(cmd, params...)
 	binary.BigEndian.PutUint32(cmd[2:6], uint32(len(cmd)))
 
@@ -197,6 +214,7 @@ func (t *TPM) daCommand(cc uint32, lockoutAuth []byte, params []byte) error {
 	if err != nil {
 		return err
 	}
+	s.auth = rspAuth
 	if err := s.Validate(tpm2.TPMRCSuccess, tpm2.TPMCC(cc), nil, nil, 0, ra); err != nil {
 		return fmt.Errorf("%w: dictionary attack command: %v", ErrTransport, err)
 	}
@@ -283,24 +301,26 @@ func (t *TPM) ResetLockout(lockoutAuth []byte) error {
 
 // ChangeLockoutAuth changes the lockout hierarchy's authValue from oldAuth
 // to newAuth (≤ 32 bytes each, no zero bytes) with
-// TPM2_HierarchyChangeAuth. newAuth is sent encrypted by a second, salted
-// session; oldAuth goes in a password session (an HMAC session cannot be
-// used: the TPM computes the response HMAC with the new value, which go-tpm
-// rejects), which is acceptable because oldAuth is empty at provisioning and
-// being replaced anyway.
+// TPM2_HierarchyChangeAuth, hand-marshalled and authorised by a one-shot HMAC
+// session salted to the SRK (go-tpm checks the response HMAC with the old value,
+// but the TPM computes it with the new one): neither value crosses the bus in
+// clear, newAuth is sent encrypted by the session, and the response HMAC is
+// checked with newAuth.
 func (t *TPM) ChangeLockoutAuth(oldAuth, newAuth []byte) error {
 	if len(newAuth) == 0 || len(newAuth) > authSize || bytes.IndexByte(newAuth, 0) >= 0 {
 		return fmt.Errorf("tpm: new lockoutAuth must be 1..%d non-zero bytes", authSize)
+	}
+	if len(oldAuth) > authSize {
+		return fmt.Errorf("tpm: lockoutAuth longer than %d bytes", authSize)
 	}
 	if err := t.lock(); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
-	_, err := tpm2.HierarchyChangeAuth{
-		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHLockout, Auth: tpm2.PasswordAuth(oldAuth)},
-		NewAuth:    tpm2.TPM2BAuth{Buffer: newAuth},
-	}.Execute(t.tpm, t.session(nil))
-	return classify("change lockout auth", err)
+	params := binary.BigEndian.AppendUint16(nil, uint16(len(newAuth)))
+	params = append(params, newAuth...)
+	defer clear32(params)
+	return t.lockoutCommand(ccHierarchyChangeAuth, oldAuth, newAuth, params, true)
 }
 
 // ProvisionOptions configures [TPM.Provision].

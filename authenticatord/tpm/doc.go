@@ -46,11 +46,11 @@
 // file; the daemon's normal path never reads it) and the DA parameters
 // ([DefaultDAParams]: 10 tries, one forgotten every 10 min, 1 h after a
 // wrong lockoutAuth). [TPM.ResetLockout] is the operator's recovery. go-tpm
-// v0.9.8 lacks the DA commands, so they are hand-marshalled, authorised by a
-// one-shot HMAC session salted to the SRK: lockoutAuth never crosses the bus (a new
-// lockoutAuth is sent encrypted; only the old one, empty at provisioning, goes in a
-// password session). The DA lockout is global to the TPM; the daemon limits each OS
-// user's share of it (authr, da.triesPerUser).
+// v0.9.8 lacks the DA commands, so they and TPM2_HierarchyChangeAuth are
+// hand-marshalled, authorised by a one-shot HMAC session salted to the SRK:
+// lockoutAuth never crosses the bus (a new one is sent encrypted by the session, and
+// the response HMAC is checked with it). The DA lockout is global to the TPM; the
+// daemon limits each OS user's share of it (authr, da.triesPerUser).
 //
 // [TPM.CreateAttestationKey] makes the unrestricted, NoDA attestation key
 // whose public key a vendor CA certifies; [TPM.AttestationSignMessage] signs

@@ -643,3 +643,39 @@ func TestManyKeysAuthorise(t *testing.T) {
 		}
 	}
 }
+
+// TestReprovisionLockoutAuth: provisioning again with the current lockoutAuth replaces
+// it without either value crossing the bus in clear (TPM2_HierarchyChangeAuth in a
+// salted HMAC session, the new value encrypted), and the new value then authorises.
+func TestReprovisionLockoutAuth(t *testing.T) {
+	t.Parallel()
+	sim := swtpmtest.Start(t, swtpmtest.Options{})
+	tp := openSim(t, sim)
+	dir := t.TempDir()
+	first := filepath.Join(dir, "lockout-1.auth")
+	if err := tp.Provision(ProvisionOptions{LockoutAuthFile: first}); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	auth1, err := ReadLockoutAuthFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &spy{TPMCloser: tp.tpm}
+	tp.tpm = sp
+	second := filepath.Join(dir, "lockout-2.auth")
+	if err := tp.Provision(ProvisionOptions{LockoutAuthFile: second, CurrentLockoutAuth: auth1}); err != nil {
+		t.Fatalf("re-Provision: %v", err)
+	}
+	auth2, err := ReadLockoutAuthFile(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.ResetLockout(auth2); err != nil {
+		t.Fatalf("ResetLockout with the new lockoutAuth: %v", err)
+	}
+	for _, c := range sp.take() {
+		if bytes.Contains(c, auth1) || bytes.Contains(c, auth2) {
+			t.Fatalf("a lockoutAuth in clear in command %v: %x", commandCode(c), c)
+		}
+	}
+}
