@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/fidoserver/hwfido/authenticatord/authr"
 	"github.com/fidoserver/hwfido/authenticatord/localapi"
@@ -42,7 +43,16 @@ func OpenTPM(c *Config, log *slog.Logger) (*tpm.TPM, error) {
 		// A file written with echo ends with a line break, which is not part of the value.
 		ownerAuth = bytes.TrimSuffix(bytes.TrimSuffix(ownerAuth, []byte("\n")), []byte("\r"))
 	}
-	t, err := tpm.Open(tpm.Options{Transport: tr, Logger: log, OwnerAuth: ownerAuth})
+	// The SRK's Name is pinned in the state directory (see tpm.Options.SRKPinFile).
+	var pin string
+	if c.StateDir != "" {
+		if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+			_ = tr.Close()
+			return nil, fmt.Errorf("daemon: state dir: %w", err)
+		}
+		pin = filepath.Join(c.StateDir, "srk.pin")
+	}
+	t, err := tpm.Open(tpm.Options{Transport: tr, Logger: log, OwnerAuth: ownerAuth, SRKPinFile: pin})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: open tpm: %w", err)
 	}

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,10 +32,53 @@ func TestOwnerAuthFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte("owner-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &daemon.Config{TPM: daemon.TPMConfig{TCP: sim.Addr(), OwnerAuthFile: file}}
+	c := &daemon.Config{TPM: daemon.TPMConfig{TCP: sim.Addr(), OwnerAuthFile: file}, StateDir: t.TempDir()}
 	tp, err := daemon.OpenTPM(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("OpenTPM with the owner password: %v", err)
 	}
 	_ = tp.Close()
+}
+
+// TestSRKPinned: the daemon pins the TPM's storage root key in its state directory on
+// first open; after the TPM is cleared (a new SRK), opening is refused until the operator
+// removes the pin.
+func TestSRKPinned(t *testing.T) {
+	sim := swtpmtest.Start(t, swtpmtest.Options{})
+	c := &daemon.Config{TPM: daemon.TPMConfig{TCP: sim.Addr()}, StateDir: t.TempDir()}
+	open := func() error {
+		tp, err := daemon.OpenTPM(c, slog.New(slog.DiscardHandler))
+		if err == nil {
+			_ = tp.Close()
+		}
+		return err
+	}
+	if err := open(); err != nil {
+		t.Fatal(err)
+	}
+	pin := filepath.Join(c.StateDir, "srk.pin")
+	if _, err := os.Stat(pin); err != nil {
+		t.Fatalf("no pin written: %v", err)
+	}
+	if err := open(); err != nil {
+		t.Fatalf("second open with the same SRK: %v", err)
+	}
+	// TPM2_Clear: the owner hierarchy gets a new seed, the persistent SRK is gone.
+	tr, err := tpm.OpenTCP(sim.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (tpm2.Clear{AuthHandle: tpm2.TPMRHLockout}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	_ = tr.Close()
+	if err := open(); !errors.Is(err, tpm.ErrSRKChanged) {
+		t.Fatalf("open after the TPM was cleared: %v, want ErrSRKChanged", err)
+	}
+	if err := os.Remove(pin); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(); err != nil {
+		t.Fatalf("open after the pin was removed: %v", err)
+	}
 }

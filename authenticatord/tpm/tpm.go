@@ -2,14 +2,19 @@ package tpm
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/fidoserver/hwfido/internal/atomicfile"
 )
 
 // DefaultSRKHandle is the persistent handle at which the storage root key
@@ -36,7 +41,18 @@ type Options struct {
 	// in the TPM by an earlier process. Leave it false for swtpm and
 	// /dev/tpm0, which have no resource manager.
 	KeepLeftovers bool
+	// SRKPinFile, when set, pins the storage root key: the first Open writes its
+	// Name there, later ones refuse an SRK with another Name ([ErrSRKChanged]).
+	// Sessions are salted to the SRK's public key, so an interposer on the TPM bus
+	// that answered with its own key would learn the session keys.
+	SRKPinFile string
 }
+
+// ErrSRKChanged is returned by [Open] when the TPM's storage root key is not the one
+// pinned in Options.SRKPinFile: the TPM was cleared or replaced, or something between
+// the daemon and the TPM answers for it. Keys made under the old SRK cannot load; an
+// operator who knows the TPM was cleared removes the pin file.
+var ErrSRKChanged = errors.New("tpm: the storage root key is not the pinned one")
 
 // TPM is a handle on one TPM: the storage root key, the UAF keys made under
 // it and the attestation key. All methods are safe for concurrent use; they
@@ -104,7 +120,34 @@ func (t *TPM) start(opts Options) error {
 			t.log.Warn("tpm: flushed leftover handles", "count", n)
 		}
 	}
-	return t.ensureSRK(opts.OwnerAuth)
+	if err := t.ensureSRK(opts.OwnerAuth); err != nil {
+		return err
+	}
+	if opts.SRKPinFile != "" {
+		return t.pinSRK(opts.SRKPinFile)
+	}
+	return nil
+}
+
+// pinSRK compares the SRK's Name with the one pinned in path, or pins it when path does
+// not exist.
+func (t *TPM) pinSRK(path string) error {
+	name := hex.EncodeToString(t.srkName.Buffer)
+	b, err := os.ReadFile(path) //nolint:gosec // operator-configured state path
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := atomicfile.Write(path, []byte(name+"\n"), 0o600); err != nil {
+			return fmt.Errorf("tpm: pin SRK: %w", err)
+		}
+		t.log.Info("tpm: storage root key pinned", "file", path)
+		return nil
+	case err != nil:
+		return fmt.Errorf("tpm: read SRK pin: %w", err)
+	}
+	if strings.TrimSpace(string(b)) != name {
+		return fmt.Errorf("%w (%s)", ErrSRKChanged, path)
+	}
+	return nil
 }
 
 // flushLeftovers flushes every loaded transient object and session the TPM
