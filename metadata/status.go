@@ -238,9 +238,11 @@ func currentReports(reports []StatusReport, c StatusCheck) (model, batch int) {
 // USER_VERIFICATION_BYPASS, ATTESTATION_KEY_COMPROMISE,
 // USER_KEY_REMOTE_COMPROMISE, USER_KEY_PHYSICAL_COMPROMISE and RETIRED are
 // refused; UPDATE_AVAILABLE is refused while the statement's
-// authenticatorVersion is not above the report's; statuses this package does
-// not know are refused (fail closed); everything else is accepted. A
-// statement without status reports (local metadata) is accepted.
+// authenticatorVersion is below the update's (or the report has none), and
+// does not lift an earlier refused report other than a USER_VERIFICATION_BYPASS;
+// statuses this package does not know are refused (fail closed); everything
+// else is accepted. A statement without status reports (local metadata) is
+// accepted.
 type StatusPolicy struct {
 	// Deny lists extra statuses to refuse (e.g. NOT_FIDO_CERTIFIED,
 	// SELF_ASSERTION_SUBMITTED).
@@ -272,6 +274,16 @@ func (p StatusPolicy) Check(st *Statement, c StatusCheck) error {
 		}
 		if err := p.refuses(st, st.StatusReports[i]); err != nil {
 			return err
+		}
+	}
+	// An update the statement's version meets does not undo a revocation or a
+	// compromise reported before it: the model report that decides for keys (with the
+	// statement's version as the authenticator's) must be acceptable too.
+	inUse := c
+	inUse.AuthenticatorVersion = st.AuthenticatorVersion
+	if i := p.inUseModelReport(st.StatusReports, inUse); i >= 0 && i != model {
+		if r := st.StatusReports[i]; r.Status != StatusUpdateAvailable && p.Rejects(r.Status) {
+			return &StatusError{Status: r.Status, Report: r}
 		}
 	}
 	return nil
@@ -312,16 +324,33 @@ func (p StatusPolicy) CheckInUse(st *Statement, c StatusCheck) error {
 	if st == nil {
 		return ErrNotFound
 	}
-	_, batch := currentReports(st.StatusReports, c)
-	decide := []int{batch, p.inUseModelReport(st.StatusReports, c)}
-	for _, i := range decide {
+	model, batch := currentReports(st.StatusReports, c)
+	inUse := p.inUseModelReport(st.StatusReports, c)
+	var refusals []*StatusError
+	for _, i := range []int{batch, inUse} {
 		if i < 0 {
 			continue
 		}
 		r := st.StatusReports[i]
 		if p.listed(p.Deny, r.Status) || (inUseRefused[r.Status] && !p.listed(p.Allow, r.Status)) {
-			return &StatusError{Status: r.Status, Report: r}
+			refusals = append(refusals, &StatusError{Status: r.Status, Report: r})
 		}
+	}
+	// The latest model report, when an update made another one decide, still counts if
+	// the policy denies it explicitly (e.g. a denied UPDATE_AVAILABLE).
+	if model >= 0 && model != inUse && p.listed(p.Deny, st.StatusReports[model].Status) {
+		r := st.StatusReports[model]
+		refusals = append(refusals, &StatusError{Status: r.Status, Report: r})
+	}
+	// A refusal other than a UV bypass comes first: a caller may treat a bypass as
+	// "do not believe UV", which must not hide a revocation or a compromise.
+	for _, e := range refusals {
+		if e.Status != StatusUserVerificationBypass {
+			return e
+		}
+	}
+	if len(refusals) > 0 {
+		return refusals[0]
 	}
 	return nil
 }

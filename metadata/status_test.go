@@ -240,6 +240,41 @@ func TestStatusInUse(t *testing.T) {
 			t.Errorf("%s then update v%d, authenticator v9: %v, want %s", tc.before, tc.updateVer, err, tc.before)
 		}
 	}
+	// A compromise behind a bypass report is not hidden by it; a denied UPDATE_AVAILABLE
+	// refuses keys in use too.
+	pki := newTestPKI(t)
+	batch := newCert(t, "batch", ecKey(t, elliptic.P256()), pki.inter, false, day("2020-01-01"), day("2040-01-01"))
+	bypassBatch := StatusReport{Status: StatusUserVerificationBypass, EffectiveDate: day("2022-02-01"),
+		CertificateDER: batch.cert.Raw, Certificate: batch.cert}
+	revokedModel := &Statement{AAID: "ABCD#0001", StatusReports: []StatusReport{
+		{Status: StatusRevoked, EffectiveDate: day("2022-01-01")}, bypassBatch}}
+	var se *StatusError
+	if err := (StatusPolicy{}).CheckInUse(revokedModel, StatusCheck{Time: at, AttestationCertificate: batch.cert}); !errors.As(err, &se) || se.Status != StatusRevoked {
+		t.Errorf("revoked model with a batch's bypass: %v, want REVOKED first", err)
+	}
+	updateOnly := &Statement{AAID: "ABCD#0001", StatusReports: []StatusReport{
+		{Status: StatusFIDOCertified, EffectiveDate: day("2020-01-01")},
+		{Status: StatusUpdateAvailable, EffectiveDate: day("2022-01-01"), AuthenticatorVersion: 2}}}
+	if err := (StatusPolicy{Deny: []Status{StatusUpdateAvailable}}).CheckInUse(updateOnly, StatusCheck{Time: at, ModelOnly: true}); !errors.As(err, &se) || se.Status != StatusUpdateAvailable {
+		t.Errorf("denied UPDATE_AVAILABLE in use: %v", err)
+	}
+	if err := (StatusPolicy{}).CheckInUse(updateOnly, StatusCheck{Time: at, ModelOnly: true}); err != nil {
+		t.Errorf("UPDATE_AVAILABLE in use: %v", err)
+	}
+	// Registration: an update the statement meets does not undo an earlier revocation,
+	// but does lift a UV bypass.
+	for _, tc := range []struct {
+		before  Status
+		refused bool
+	}{{StatusRevoked, true}, {StatusUserKeyRemoteCompromise, true}, {StatusUserVerificationBypass, false}} {
+		st := &Statement{AAID: "ABCD#0001", AuthenticatorVersion: 2, StatusReports: []StatusReport{
+			{Status: tc.before, EffectiveDate: day("2021-01-01")},
+			{Status: StatusUpdateAvailable, EffectiveDate: day("2022-01-01"), AuthenticatorVersion: 2}}}
+		err := StatusPolicy{}.Check(st, StatusCheck{Time: at})
+		if tc.refused != (err != nil) || (err != nil && (!errors.As(err, &se) || se.Status != tc.before)) {
+			t.Errorf("registration, %s then an update the statement meets: %v, want refused %v", tc.before, err, tc.refused)
+		}
+	}
 	if err := (StatusPolicy{}).CheckInUse(nil, StatusCheck{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("CheckInUse(nil) = %v", err)
 	}

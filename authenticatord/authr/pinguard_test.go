@@ -56,6 +56,27 @@ func TestPINGuard(t *testing.T) {
 	if _, wait := g.reserve(2000, t0); wait == 0 {
 		t.Fatal("a fourth concurrent try was reserved")
 	}
+	// One failure held and two tries in flight: the third try waits a second (the
+	// tries in flight may succeed), not a recovery period.
+	done, wait := g.reserve(3000, t0)
+	if wait > 0 {
+		t.Fatal("first try refused")
+	}
+	done(true, t0)
+	var more []func(bool, time.Time)
+	for range 2 {
+		d, w := g.reserve(3000, t0)
+		if w > 0 {
+			t.Fatal("try below the limit refused")
+		}
+		more = append(more, d)
+	}
+	if _, w := g.reserve(3000, t0); w != time.Second {
+		t.Fatalf("limit reached by tries in flight: wait %v, want 1s", w)
+	}
+	for _, d := range more {
+		d(false, t0)
+	}
 	for _, d := range dones {
 		d(false, t0)
 	}

@@ -187,11 +187,12 @@ func (s *Service) lookup(aaid string) (*metadata.Statement, error) {
 
 // inUseStatus refuses (1493) an authentication with a registered key whose authenticator
 // the metadata now reports untrustworthy for keys in use (metadata.StatusPolicy.CheckInUse:
-// revoked, compromised, user verification bypassed; not UPDATE_AVAILABLE or RETIRED),
-// the model's latest report and, with the attestation chain stored at registration (leaf
+// revoked, compromised, user verification bypassed; not UPDATE_AVAILABLE or RETIRED), by
+// the model's reports and, with the attestation chain stored at registration (leaf
 // first, concatenated DER), the latest report of the chain's batch. A stored chain that
 // does not parse counts as any batch (fail closed). version is the authenticator version
-// the signed data reports (an UPDATE_AVAILABLE it has installed lifts the report before).
+// the signed data reports: an UPDATE_AVAILABLE it has installed lifts a UV bypass
+// reported before it (and nothing else).
 func (s *Service) inUseStatus(st *metadata.Statement, storedChain []byte, version uint16) error {
 	c := metadata.StatusCheck{Time: s.o.Now(), ModelOnly: len(storedChain) == 0, AuthenticatorVersion: uint32(version)}
 	if len(storedChain) > 0 {
