@@ -436,13 +436,29 @@ func TestUAFCheckStepUpPolicy(t *testing.T) {
 	// user none of whose keys the policy accepts.
 	r2 := e.request("Auth", map[string]any{"username": "zoe", "policy": "fp-and-hw"})
 	wantRefused(t, e.respond("Auth", uafAnswer(t, b, r2, facetID)), uaf.StatusUnacceptableAuthenticator, "do not satisfy the policy")
-	for _, pol := range []string{"fp-and-hw", "fc01-only"} {
-		c, _ := json.Marshal(map[string]any{"username": "yan", "policy": pol})
+	stepUp := func(user, pol string) uaf.StatusCode {
+		t.Helper()
+		c, _ := json.Marshal(map[string]any{"username": user, "policy": pol})
 		body, _ := json.Marshal(uaf.GetUAFRequest{Op: uaf.OpAuth, Context: string(c)})
 		r, err := e.svc.Request(context.Background(), "Auth", body, &callerauth.Caller{Trusted: true, Subject: "uafcheck"})
-		if err != nil || r.(*uaf.ReturnUAFRequest).StatusCode != uaf.StatusNotFound {
-			t.Fatalf("%s: user without keys that meet the policy: %v %+v", pol, err, r)
+		if err != nil {
+			t.Fatal(err)
 		}
+		return r.(*uaf.ReturnUAFRequest).StatusCode
+	}
+	for _, pol := range []string{"fp-and-hw", "fc01-only"} {
+		if code := stepUp("yan", pol); code != uaf.StatusNotFound {
+			t.Fatalf("%s: user without keys that meet the policy: %d", pol, code)
+		}
+	}
+	// A key whose metadata is gone is offered (the response says 1480), unless the policy
+	// disallows its AAID.
+	e.md.remove(b.AAID())
+	if code := stepUp("yan", "default"); code != uaf.StatusOK {
+		t.Fatalf("key without metadata, default policy: %d", code)
+	}
+	if code := stepUp("yan", "no-fc03"); code != uaf.StatusNotFound {
+		t.Fatalf("key without metadata, its AAID disallowed: %d", code)
 	}
 }
 

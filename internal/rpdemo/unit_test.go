@@ -1,10 +1,14 @@
 package rpdemo
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +288,24 @@ func TestSnapshotIsACopy(t *testing.T) {
 	o.update(func(st *OpState) { st.TrailUserIDs[0], st.Trail[0] = "carol", "changed" })
 	if snap.TrailUserIDs[0] != "" || snap.Trail[0] != "tokenCreated" {
 		t.Fatalf("snapshot changed with the operation: %+v", snap)
+	}
+}
+
+// TestKeysOneKeyCriteria: Keys reads the user's keys from one-key criteria only; a
+// criterion of a multi-authenticator alternative that names several AAIDs and keys does
+// not pair them, so it is not read (no AAID is paired with another's key).
+func TestKeysOneKeyCriteria(t *testing.T) {
+	msg := `[{"header":{"upv":{"major":1,"minor":1},"op":"Auth","serverData":"sd"},"challenge":"c","policy":{"accepted":[` +
+		`[{"aaid":["AAAA#0001"],"keyIDs":["k1"]}],` +
+		`[{"aaid":["BBBB#0002","AAAA#0001"],"keyIDs":["k1","k2"]},{"aaid":["BBBB#0002"],"keyIDs":["k2"]}]]}}]`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"statusCode": 1200, "uafRequest": msg, "op": "Auth"})
+	}))
+	t.Cleanup(srv.Close)
+	c := &Client{Base: srv.URL, HTTP: srv.Client()}
+	keys, err := c.Keys(context.Background(), "alice")
+	want := []Key{{AAID: "AAAA#0001", KeyID: "k1"}, {AAID: "BBBB#0002", KeyID: "k2"}}
+	if err != nil || !slices.Equal(keys, want) {
+		t.Fatalf("Keys = %+v, %v; want %+v", keys, err, want)
 	}
 }
