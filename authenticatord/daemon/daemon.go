@@ -18,8 +18,12 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 )
 
-// OpenTPM opens the TPM named by the config.
-func OpenTPM(c *Config, log *slog.Logger) (*tpm.TPM, error) {
+// OpenTPM opens the TPM named by the config, pinning its SRK in the state directory.
+func OpenTPM(c *Config, log *slog.Logger) (*tpm.TPM, error) { return openTPM(c, log, true) }
+
+// openTPM is OpenTPM; pin false leaves the SRK pin alone (provisioning, typically run by
+// another account than the daemon's, must not create the daemon's state).
+func openTPM(c *Config, log *slog.Logger, pinSRK bool) (*tpm.TPM, error) {
 	var tr transport.TPMCloser
 	var err error
 	switch {
@@ -45,7 +49,7 @@ func OpenTPM(c *Config, log *slog.Logger) (*tpm.TPM, error) {
 	}
 	// The SRK's Name is pinned in the state directory (see tpm.Options.SRKPinFile).
 	var pin string
-	if c.StateDir != "" {
+	if c.StateDir != "" && pinSRK {
 		if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 			_ = tr.Close()
 			return nil, fmt.Errorf("daemon: state dir: %w", err)
@@ -150,7 +154,7 @@ func Provision(c *Config, lockoutAuthFile string, currentLockoutAuth []byte, log
 	if err != nil {
 		return err
 	}
-	t, err := OpenTPM(c, log)
+	t, err := openTPM(c, log, false)
 	if err != nil {
 		return err
 	}

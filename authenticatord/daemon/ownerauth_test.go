@@ -82,3 +82,25 @@ func TestSRKPinned(t *testing.T) {
 		t.Fatalf("open after the pin was removed: %v", err)
 	}
 }
+
+// TestProvisionLeavesNoPin: provisioning (run by an operator, often as another account
+// than the daemon's) does not create the daemon's SRK pin; the daemon's first start does.
+func TestProvisionLeavesNoPin(t *testing.T) {
+	sim := swtpmtest.Start(t, swtpmtest.Options{})
+	state := filepath.Join(t.TempDir(), "state")
+	c := &daemon.Config{TPM: daemon.TPMConfig{TCP: sim.Addr()}, StateDir: state}
+	if err := daemon.Provision(c, filepath.Join(t.TempDir(), "lockout.auth"), nil, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "srk.pin")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("provisioning wrote the SRK pin: %v", err)
+	}
+	tp, err := daemon.OpenTPM(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = tp.Close()
+	if _, err := os.Stat(filepath.Join(state, "srk.pin")); err != nil {
+		t.Fatalf("the daemon's open wrote no pin: %v", err)
+	}
+}

@@ -212,14 +212,18 @@ func (t *TPM) lockoutCommand(cc uint32, auth, rspAuth, params []byte, encrypt bo
 	// (TPM2B) ‖ attributes ‖ hmac (TPM2B).
 	ra, err := parseAuthResponse(rsp)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errAnsweredSuccess, err)
 	}
 	s.auth = rspAuth
 	if err := s.Validate(tpm2.TPMRCSuccess, tpm2.TPMCC(cc), nil, nil, 0, ra); err != nil {
-		return fmt.Errorf("%w: dictionary attack command: %v", ErrTransport, err)
+		return fmt.Errorf("%w: %w: lockout command: %v", errAnsweredSuccess, ErrTransport, err)
 	}
 	return nil
 }
+
+// errAnsweredSuccess marks a lockout command whose response said TPM_RC_SUCCESS but could
+// not be verified: the TPM may have done what was asked (e.g. taken a new lockoutAuth).
+var errAnsweredSuccess = errors.New("tpm: the TPM answered success, but the answer does not verify")
 
 // parseAuthResponse reads the one response authorisation of a TPM_ST_SESSIONS response
 // without response parameters.
@@ -341,7 +345,8 @@ type ProvisionOptions struct {
 // random 32-byte lockoutAuth, writes it to opts.LockoutAuthFile (created
 // exclusively with mode 0600 and synced before the TPM is changed, so it
 // cannot be lost), sets it with TPM2_HierarchyChangeAuth and sets the
-// dictionary-attack parameters. If the TPM refuses, the file is removed.
+// dictionary-attack parameters. If the TPM refuses the change, the file is removed; if it
+// answered success but the answer does not verify, the file is kept (the TPM may hold it).
 func (t *TPM) Provision(opts ProvisionOptions) error {
 	if opts.LockoutAuthFile == "" {
 		return errors.New("tpm: ProvisionOptions.LockoutAuthFile is required")
@@ -374,6 +379,10 @@ func (t *TPM) Provision(opts ProvisionOptions) error {
 		return err
 	}
 	if err := t.ChangeLockoutAuth(opts.CurrentLockoutAuth, newAuth); err != nil {
+		if errors.Is(err, errAnsweredSuccess) {
+			// The TPM may hold newAuth: deleting the file could leave nobody knowing it.
+			return fmt.Errorf("tpm: provision: %w (the new lockoutAuth is kept in %s; try it)", err, opts.LockoutAuthFile)
+		}
 		return undo(fmt.Errorf("tpm: provision: %w", err))
 	}
 	if err := t.SetDAParams(newAuth, da); err != nil {

@@ -52,6 +52,10 @@
 // the response HMAC is checked with it). The DA lockout is global to the TPM; the
 // daemon limits each OS user's share of it (authr, da.triesPerUser).
 //
+// [Options].SRKPinFile pins the storage root key's Name (checked to be the digest of
+// the public key it comes with); a later [Open] with another SRK fails with
+// [ErrSRKChanged].
+//
 // [TPM.CreateAttestationKey] makes the unrestricted, NoDA attestation key
 // whose public key a vendor CA certifies; [TPM.AttestationSignMessage] signs
 // the UAF KRD with it.

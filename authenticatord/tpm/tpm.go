@@ -219,6 +219,9 @@ func (t *TPM) ensureSRK(ownerAuth []byte) error {
 		if err := checkSRK(pub); err != nil {
 			return fmt.Errorf("tpm: object at 0x%08x: %w", uint32(t.srkHandle), err)
 		}
+		if err := checkName(pub, rp.Name); err != nil {
+			return err
+		}
 		t.srkName, t.srkPub = rp.Name, *pub
 		t.log.Debug("tpm: using persistent SRK", "handle", fmt.Sprintf("0x%08x", uint32(t.srkHandle)))
 		return nil
@@ -246,6 +249,9 @@ func (t *TPM) ensureSRK(ownerAuth []byte) error {
 	if err != nil {
 		return fmt.Errorf("tpm: SRK public: %w", err)
 	}
+	if err := checkName(pub, cp.Name); err != nil {
+		return err
+	}
 	t.srkName, t.srkPub = cp.Name, *pub
 	t.log.Info("tpm: created and persisted SRK", "handle", fmt.Sprintf("0x%08x", uint32(t.srkHandle)))
 	return nil
@@ -253,6 +259,19 @@ func (t *TPM) ensureSRK(ownerAuth []byte) error {
 
 // checkSRK verifies that pub is an SRK made from [tpm2.ECCSRKTemplate]: all
 // fields but the unique point must match.
+// checkName checks that name is the Name of pub (its nameAlg digest): the SRK pin
+// compares Names, so a reply that paired a pinned Name with another key must not pass.
+func checkName(pub *tpm2.TPMTPublic, name tpm2.TPM2BName) error {
+	want, err := tpm2.ObjectName(pub)
+	if err != nil {
+		return fmt.Errorf("tpm: SRK name: %w", err)
+	}
+	if !bytes.Equal(want.Buffer, name.Buffer) {
+		return fmt.Errorf("%w: the SRK's Name is not the digest of its public area", ErrSRKChanged)
+	}
+	return nil
+}
+
 func checkSRK(pub *tpm2.TPMTPublic) error {
 	want := tpm2.ECCSRKTemplate
 	if pub.Type != want.Type || pub.NameAlg != want.NameAlg || pub.ObjectAttributes != want.ObjectAttributes {

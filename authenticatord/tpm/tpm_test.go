@@ -679,3 +679,61 @@ func TestReprovisionLockoutAuth(t *testing.T) {
 		}
 	}
 }
+
+// tamper changes the last byte of the TPM's response to commands of code cc.
+type tamper struct {
+	transport.TPMCloser
+	cc tpm2.TPMCC
+}
+
+func (s *tamper) Send(cmd []byte) ([]byte, error) {
+	rsp, err := s.TPMCloser.Send(cmd)
+	if err == nil && commandCode(cmd) == s.cc && len(rsp) > 0 {
+		rsp = append([]byte(nil), rsp...)
+		rsp[len(rsp)-1] ^= 1
+	}
+	return rsp, err
+}
+
+// TestProvisionKeepsAuthTheTPMMayHold: when the TPM answers the change of lockoutAuth with
+// success but the answer does not verify (here its HMAC is altered on the way), the new
+// value is kept in its file: the TPM holds it, and deleting the file would leave nobody
+// knowing it.
+func TestProvisionKeepsAuthTheTPMMayHold(t *testing.T) {
+	t.Parallel()
+	sim := swtpmtest.Start(t, swtpmtest.Options{})
+	tp := openSim(t, sim)
+	orig := tp.tpm
+	tp.tpm = &tamper{TPMCloser: orig, cc: tpm2.TPMCCHierarchyChanegAuth}
+	file := filepath.Join(t.TempDir(), "lockout.auth")
+	if err := tp.Provision(ProvisionOptions{LockoutAuthFile: file}); err == nil {
+		t.Fatal("a response that does not verify was accepted")
+	}
+	tp.tpm = orig
+	auth, err := ReadLockoutAuthFile(file)
+	if err != nil {
+		t.Fatalf("the lockout auth file is gone: %v", err)
+	}
+	if err := tp.ResetLockout(auth); err != nil {
+		t.Fatalf("the kept value does not authorise: %v", err)
+	}
+}
+
+// TestSRKNameBoundToKey: a Name that is not the digest of the public area it came with
+// is refused (the SRK pin compares Names).
+func TestSRKNameBoundToKey(t *testing.T) {
+	pub := tpm2.ECCSRKTemplate
+	name, err := tpm2.ObjectName(&pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkName(&pub, *name); err != nil {
+		t.Fatalf("the right Name refused: %v", err)
+	}
+	other := *name
+	other.Buffer = append([]byte(nil), name.Buffer...)
+	other.Buffer[len(other.Buffer)-1] ^= 1
+	if err := checkName(&pub, other); !errors.Is(err, ErrSRKChanged) {
+		t.Fatalf("another Name: %v", err)
+	}
+}
