@@ -218,7 +218,7 @@ func currentReports(reports []StatusReport, c StatusCheck) (model, batch int) {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	var m, b []int
+	var m, b, lasting []int
 	for i := range reports {
 		r := &reports[i]
 		if !r.inEffect(t) || !c.applies(r) {
@@ -226,11 +226,28 @@ func currentReports(reports []StatusReport, c StatusCheck) (model, batch int) {
 		}
 		if r.batchScoped() {
 			b = append(b, i)
+			if batchLasting[r.Status] {
+				lasting = append(lasting, i)
+			}
 		} else {
 			m = append(m, i)
 		}
 	}
+	// A batch's compromise or revocation is not undone by a later report about the same
+	// batch (an update or a certification does not make a leaked key safe).
+	if len(lasting) > 0 {
+		return latest(reports, m), latest(reports, lasting)
+	}
 	return latest(reports, m), latest(reports, b)
+}
+
+// batchLasting are the statuses a report naming a batch keeps in force whatever the
+// batch's later reports say.
+var batchLasting = map[Status]bool{
+	StatusRevoked:                   true,
+	StatusAttestationKeyCompromise:  true,
+	StatusUserKeyRemoteCompromise:   true,
+	StatusUserKeyPhysicalCompromise: true,
 }
 
 // StatusPolicy decides which authenticator statuses are acceptable. The zero

@@ -127,6 +127,8 @@ func TestStatusBatchScope(t *testing.T) {
 	compromiseA := rep(StatusAttestationKeyCompromise, "2022-01-01")
 	compromiseA.CertificateDER, compromiseA.Certificate = batchA.cert.Raw, batchA.cert
 	recertified := []StatusReport{compromiseA, rep(StatusFIDOCertifiedL1, "2022-03-01")}
+	certifiedA := rep(StatusFIDOCertifiedL1, "2022-04-01") // about batch A itself
+	certifiedA.CertificateDER, certifiedA.Certificate = batchA.cert.Raw, batchA.cert
 	tests := []struct {
 		name        string
 		reports     []StatusReport
@@ -157,6 +159,8 @@ func TestStatusBatchScope(t *testing.T) {
 		{"model only: model revocation", append(slices.Clone(recertified), rep(StatusRevoked, "2022-04-01")),
 			StatusCheck{ModelOnly: true}, StatusRevoked, StatusRevoked},
 		{"batch compromise later than the model's report", []StatusReport{rep(StatusFIDOCertified, "2021-01-01"), compromiseA},
+			StatusCheck{AttestationCertificate: batchA.cert}, StatusAttestationKeyCompromise, StatusAttestationKeyCompromise},
+		{"batch compromise outlives a later report about the batch", []StatusReport{compromiseA, certifiedA},
 			StatusCheck{AttestationCertificate: batchA.cert}, StatusAttestationKeyCompromise, StatusAttestationKeyCompromise},
 	}
 	for _, tc := range tests {
