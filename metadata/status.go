@@ -210,7 +210,9 @@ func CurrentStatus(reports []StatusReport, c StatusCheck) (StatusReport, bool) {
 }
 
 // currentReports returns the indexes (-1: none) of the latest applicable
-// model-wide report and of the latest applicable batch-scoped one at c.Time.
+// model-wide report and of the batch report that decides at c.Time: the latest
+// revocation or compromise of the batch in force (see batchLasting), else the
+// latest applicable batch report.
 // A model's status is its latest report; a batch's compromise stays in effect
 // whatever the model's later reports say.
 func currentReports(reports []StatusReport, c StatusCheck) (model, batch int) {
@@ -239,6 +241,22 @@ func currentReports(reports []StatusReport, c StatusCheck) (model, batch int) {
 		return latest(reports, m), latest(reports, lasting)
 	}
 	return latest(reports, m), latest(reports, b)
+}
+
+// lastingBatch returns the indexes of the in-effect reports naming a batch that applies
+// to c whose status stays in force (batchLasting).
+func lastingBatch(reports []StatusReport, c StatusCheck) []int {
+	t := c.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	var out []int
+	for i := range reports {
+		if r := &reports[i]; r.batchScoped() && batchLasting[r.Status] && r.inEffect(t) && c.applies(r) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // batchLasting are the statuses a report naming a batch keeps in force whatever the
@@ -293,6 +311,13 @@ func (p StatusPolicy) Check(st *Statement, c StatusCheck) error {
 			return err
 		}
 	}
+	// Every revocation or compromise of the batch in force counts, not only the latest
+	// (an allowed one must not hide another).
+	for _, i := range lastingBatch(st.StatusReports, c) {
+		if err := p.refuses(st, st.StatusReports[i]); err != nil {
+			return err
+		}
+	}
 	// An update the statement's version meets does not undo a revocation or a
 	// compromise reported before it: the model report that decides for keys (with the
 	// statement's version as the authenticator's) must be acceptable too.
@@ -341,10 +366,11 @@ func (p StatusPolicy) CheckInUse(st *Statement, c StatusCheck) error {
 	if st == nil {
 		return ErrNotFound
 	}
-	model, batch := currentReports(st.StatusReports, c)
+	model, _ := currentReports(st.StatusReports, c)
 	inUse := p.inUseModelReport(st.StatusReports, c)
+	decide := append([]int{p.inUseReport(st.StatusReports, c, true), inUse}, lastingBatch(st.StatusReports, c)...)
 	var refusals []*StatusError
-	for _, i := range []int{batch, inUse} {
+	for _, i := range decide {
 		if i < 0 {
 			continue
 		}
@@ -380,15 +406,23 @@ func (p StatusPolicy) CheckInUse(st *Statement, c StatusCheck) error {
 // (c.AuthenticatorVersion). With only UPDATE_AVAILABLE reports, the latest decides (it
 // refuses nothing in use).
 func (p StatusPolicy) inUseModelReport(reports []StatusReport, c StatusCheck) int {
+	return p.inUseReport(reports, c, false)
+}
+
+// inUseReport is inUseModelReport over the model-wide reports, or (batch) over the
+// reports naming a batch that apply to c.
+func (p StatusPolicy) inUseReport(reports []StatusReport, c StatusCheck, batch bool) int {
 	t := c.Time
 	if t.IsZero() {
 		t = time.Now()
 	}
 	var idx []int
 	for i := range reports {
-		if r := &reports[i]; r.inEffect(t) && !r.batchScoped() {
-			idx = append(idx, i)
+		r := &reports[i]
+		if !r.inEffect(t) || r.batchScoped() != batch || (batch && !c.applies(r)) {
+			continue
 		}
+		idx = append(idx, i)
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return reports[idx[a]].EffectiveDate.Before(reports[idx[b]].EffectiveDate) })
 	installed := -1 // a later UPDATE_AVAILABLE the authenticator runs

@@ -279,6 +279,34 @@ func TestStatusInUse(t *testing.T) {
 			t.Errorf("registration, %s then an update the statement meets: %v, want refused %v", tc.before, err, tc.refused)
 		}
 	}
+	// An allowed compromise of a batch does not hide its revocation; a batch's update
+	// lifts the batch's UV bypass only at the update's version.
+	revokedBatch := StatusReport{Status: StatusRevoked, EffectiveDate: day("2021-06-01"),
+		CertificateDER: batch.cert.Raw, Certificate: batch.cert}
+	physBatch := StatusReport{Status: StatusUserKeyPhysicalCompromise, EffectiveDate: day("2022-01-01"),
+		CertificateDER: batch.cert.Raw, Certificate: batch.cert}
+	allowPhys := StatusPolicy{Allow: []Status{StatusUserKeyPhysicalCompromise}}
+	both := &Statement{AAID: "ABCD#0001", StatusReports: []StatusReport{revokedBatch, physBatch}}
+	chk := StatusCheck{Time: at, AttestationCertificate: batch.cert}
+	if err := allowPhys.Check(both, chk); !errors.As(err, &se) || se.Status != StatusRevoked {
+		t.Errorf("registration, allowed compromise after a revocation of the batch: %v", err)
+	}
+	if err := allowPhys.CheckInUse(both, chk); !errors.As(err, &se) || se.Status != StatusRevoked {
+		t.Errorf("in use, allowed compromise after a revocation of the batch: %v", err)
+	}
+	updateBatch := StatusReport{Status: StatusUpdateAvailable, EffectiveDate: day("2022-03-01"), AuthenticatorVersion: 9,
+		CertificateDER: batch.cert.Raw, Certificate: batch.cert}
+	bypassThenBatchUpdate := &Statement{AAID: "ABCD#0001", StatusReports: []StatusReport{bypassBatch, updateBatch}}
+	for _, tc := range []struct {
+		version uint32
+		refused bool
+	}{{5, true}, {9, false}} {
+		c := chk
+		c.AuthenticatorVersion = tc.version
+		if err := (StatusPolicy{}).CheckInUse(bypassThenBatchUpdate, c); tc.refused != (err != nil) {
+			t.Errorf("batch bypass then batch update v9, authenticator v%d: %v, want refused %v", tc.version, err, tc.refused)
+		}
+	}
 	if err := (StatusPolicy{}).CheckInUse(nil, StatusCheck{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("CheckInUse(nil) = %v", err)
 	}

@@ -194,36 +194,39 @@ func (t *TPM) lockoutCommand(cc uint32, auth, rspAuth, params []byte, encrypt bo
 	cmd = append(cmd, params...)
 	binary.BigEndian.PutUint32(cmd[2:6], uint32(len(cmd)))
 
+	// From here on the TPM may have carried the command out whatever reaches us (a
+	// response code carries no HMAC): errors are marked errMaybeApplied.
 	rsp, err := t.tpm.Send(cmd)
 	if err != nil {
 		_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
-		return classify("dictionary attack command", err)
+		return fmt.Errorf("%w: %w", errMaybeApplied, classify("lockout command", err))
 	}
 	if len(rsp) < headerSize {
 		_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
-		return fmt.Errorf("%w: short response", ErrTransport)
+		return fmt.Errorf("%w: %w: short response", errMaybeApplied, ErrTransport)
 	}
 	if rc := tpm2.TPMRC(binary.BigEndian.Uint32(rsp[6:10])); rc != tpm2.TPMRCSuccess {
 		// A failed authorisation does not end the session by itself.
 		_, _ = (tpm2.FlushContext{FlushHandle: s.handle}).Execute(t.tpm)
-		return classify("dictionary attack command", rc)
+		return fmt.Errorf("%w: %w", errMaybeApplied, classify("lockout command", rc))
 	}
 	// TPM_ST_SESSIONS response: header ‖ parameterSize (0: no parameters) ‖ nonceTPM
 	// (TPM2B) ‖ attributes ‖ hmac (TPM2B).
 	ra, err := parseAuthResponse(rsp)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errAnsweredSuccess, err)
+		return fmt.Errorf("%w: %w", errMaybeApplied, err)
 	}
 	s.auth = rspAuth
 	if err := s.Validate(tpm2.TPMRCSuccess, tpm2.TPMCC(cc), nil, nil, 0, ra); err != nil {
-		return fmt.Errorf("%w: %w: lockout command: %v", errAnsweredSuccess, ErrTransport, err)
+		return fmt.Errorf("%w: %w: lockout command: %v", errMaybeApplied, ErrTransport, err)
 	}
 	return nil
 }
 
-// errAnsweredSuccess marks a lockout command whose response said TPM_RC_SUCCESS but could
-// not be verified: the TPM may have done what was asked (e.g. taken a new lockoutAuth).
-var errAnsweredSuccess = errors.New("tpm: the TPM answered success, but the answer does not verify")
+// errMaybeApplied marks a lockout command that failed after it was sent: the TPM may have
+// done what was asked (e.g. taken a new lockoutAuth), since neither a lost answer nor a
+// response code (which carries no HMAC) proves otherwise.
+var errMaybeApplied = errors.New("tpm: the command was sent; the TPM may have carried it out")
 
 // parseAuthResponse reads the one response authorisation of a TPM_ST_SESSIONS response
 // without response parameters.
@@ -345,8 +348,9 @@ type ProvisionOptions struct {
 // random 32-byte lockoutAuth, writes it to opts.LockoutAuthFile (created
 // exclusively with mode 0600 and synced before the TPM is changed, so it
 // cannot be lost), sets it with TPM2_HierarchyChangeAuth and sets the
-// dictionary-attack parameters. If the TPM refuses the change, the file is removed; if it
-// answered success but the answer does not verify, the file is kept (the TPM may hold it).
+// dictionary-attack parameters. If the change fails before it reaches the TPM, the file
+// is removed; once it was sent, the file is kept whatever comes back (the TPM may hold
+// the value; a response code carries no proof).
 func (t *TPM) Provision(opts ProvisionOptions) error {
 	if opts.LockoutAuthFile == "" {
 		return errors.New("tpm: ProvisionOptions.LockoutAuthFile is required")
@@ -379,9 +383,10 @@ func (t *TPM) Provision(opts ProvisionOptions) error {
 		return err
 	}
 	if err := t.ChangeLockoutAuth(opts.CurrentLockoutAuth, newAuth); err != nil {
-		if errors.Is(err, errAnsweredSuccess) {
+		if errors.Is(err, errMaybeApplied) {
 			// The TPM may hold newAuth: deleting the file could leave nobody knowing it.
-			return fmt.Errorf("tpm: provision: %w (the new lockoutAuth is kept in %s; try it)", err, opts.LockoutAuthFile)
+			return fmt.Errorf("tpm: provision: %w (the new lockoutAuth is kept in %s: try it; if the TPM refuses it, "+
+				"the previous value is still in force and the file can be deleted)", err, opts.LockoutAuthFile)
 		}
 		return undo(fmt.Errorf("tpm: provision: %w", err))
 	}

@@ -54,6 +54,11 @@ type Options struct {
 // operator who knows the TPM was cleared removes the pin file.
 var ErrSRKChanged = errors.New("tpm: the storage root key is not the pinned one")
 
+// ErrSRKName is returned by [Open] when the TPM reports a Name for the storage root key
+// that is not the digest of the public area it reports with it: something between the
+// daemon and the TPM answers for it.
+var ErrSRKName = errors.New("tpm: the storage root key's Name does not match its public area")
+
 // TPM is a handle on one TPM: the storage root key, the UAF keys made under
 // it and the attestation key. All methods are safe for concurrent use; they
 // are serialised with a mutex because the TPM is a single device (and swtpm
@@ -257,8 +262,6 @@ func (t *TPM) ensureSRK(ownerAuth []byte) error {
 	return nil
 }
 
-// checkSRK verifies that pub is an SRK made from [tpm2.ECCSRKTemplate]: all
-// fields but the unique point must match.
 // checkName checks that name is the Name of pub (its nameAlg digest): the SRK pin
 // compares Names, so a reply that paired a pinned Name with another key must not pass.
 func checkName(pub *tpm2.TPMTPublic, name tpm2.TPM2BName) error {
@@ -267,11 +270,13 @@ func checkName(pub *tpm2.TPMTPublic, name tpm2.TPM2BName) error {
 		return fmt.Errorf("tpm: SRK name: %w", err)
 	}
 	if !bytes.Equal(want.Buffer, name.Buffer) {
-		return fmt.Errorf("%w: the SRK's Name is not the digest of its public area", ErrSRKChanged)
+		return ErrSRKName
 	}
 	return nil
 }
 
+// checkSRK verifies that pub is an SRK made from [tpm2.ECCSRKTemplate]: all
+// fields but the unique point must match.
 func checkSRK(pub *tpm2.TPMTPublic) error {
 	want := tpm2.ECCSRKTemplate
 	if pub.Type != want.Type || pub.NameAlg != want.NameAlg || pub.ObjectAttributes != want.ObjectAttributes {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"math/big"
@@ -683,39 +684,48 @@ func TestReprovisionLockoutAuth(t *testing.T) {
 // tamper changes the last byte of the TPM's response to commands of code cc.
 type tamper struct {
 	transport.TPMCloser
-	cc tpm2.TPMCC
+	cc      tpm2.TPMCC
+	forgeRC bool // replace the answer with an error code instead of altering its HMAC
 }
 
 func (s *tamper) Send(cmd []byte) ([]byte, error) {
 	rsp, err := s.TPMCloser.Send(cmd)
 	if err == nil && commandCode(cmd) == s.cc && len(rsp) > 0 {
 		rsp = append([]byte(nil), rsp...)
-		rsp[len(rsp)-1] ^= 1
+		if s.forgeRC {
+			// TPM_RC_FAILURE in a header-only answer.
+			rsp = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint16(nil,
+				uint16(tpm2.TPMSTNoSessions)), 10), uint32(tpm2.TPMRCFailure))
+		} else {
+			rsp[len(rsp)-1] ^= 1
+		}
 	}
 	return rsp, err
 }
 
 // TestProvisionKeepsAuthTheTPMMayHold: when the TPM answers the change of lockoutAuth with
-// success but the answer does not verify (here its HMAC is altered on the way), the new
-// value is kept in its file: the TPM holds it, and deleting the file would leave nobody
-// knowing it.
+// success but the answer does not verify (here its HMAC is altered on the way), or with
+// an error code forged on the way (codes carry no HMAC), the new value is kept in its
+// file: the TPM holds it, and deleting the file would leave nobody knowing it.
 func TestProvisionKeepsAuthTheTPMMayHold(t *testing.T) {
 	t.Parallel()
-	sim := swtpmtest.Start(t, swtpmtest.Options{})
-	tp := openSim(t, sim)
-	orig := tp.tpm
-	tp.tpm = &tamper{TPMCloser: orig, cc: tpm2.TPMCCHierarchyChanegAuth}
-	file := filepath.Join(t.TempDir(), "lockout.auth")
-	if err := tp.Provision(ProvisionOptions{LockoutAuthFile: file}); err == nil {
-		t.Fatal("a response that does not verify was accepted")
-	}
-	tp.tpm = orig
-	auth, err := ReadLockoutAuthFile(file)
-	if err != nil {
-		t.Fatalf("the lockout auth file is gone: %v", err)
-	}
-	if err := tp.ResetLockout(auth); err != nil {
-		t.Fatalf("the kept value does not authorise: %v", err)
+	for _, forge := range []bool{false, true} {
+		sim := swtpmtest.Start(t, swtpmtest.Options{})
+		tp := openSim(t, sim)
+		orig := tp.tpm
+		tp.tpm = &tamper{TPMCloser: orig, cc: tpm2.TPMCCHierarchyChanegAuth, forgeRC: forge}
+		file := filepath.Join(t.TempDir(), "lockout.auth")
+		if err := tp.Provision(ProvisionOptions{LockoutAuthFile: file}); err == nil {
+			t.Fatalf("forged code %v: a response that does not verify was accepted", forge)
+		}
+		tp.tpm = orig
+		auth, err := ReadLockoutAuthFile(file)
+		if err != nil {
+			t.Fatalf("forged code %v: the lockout auth file is gone: %v", forge, err)
+		}
+		if err := tp.ResetLockout(auth); err != nil {
+			t.Fatalf("forged code %v: the kept value does not authorise: %v", forge, err)
+		}
 	}
 }
 
@@ -733,7 +743,7 @@ func TestSRKNameBoundToKey(t *testing.T) {
 	other := *name
 	other.Buffer = append([]byte(nil), name.Buffer...)
 	other.Buffer[len(other.Buffer)-1] ^= 1
-	if err := checkName(&pub, other); !errors.Is(err, ErrSRKChanged) {
+	if err := checkName(&pub, other); !errors.Is(err, ErrSRKName) {
 		t.Fatalf("another Name: %v", err)
 	}
 }
